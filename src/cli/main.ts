@@ -1,0 +1,71 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { ConfigError, loadConfig } from '../config/load-config.js';
+import { environmentVariables } from '../config/schema.js';
+import { startServer } from '../main.js';
+
+function integer(value: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number)) throw new InvalidArgumentError('not an integer');
+  return number;
+}
+
+export function buildCli(): Command {
+  const program = new Command();
+  program.name('tokenmill').description('An inference provider in a box: OpenAI-compatible API over llama.cpp.');
+
+  program
+    .command('serve')
+    .description('Run the API server')
+    .addOption(new Option('-c, --config <path>', 'YAML model catalog').env('TOKENMILL_CONFIG'))
+    .option('-m, --model <path>', 'serve this one GGUF file, no catalog needed')
+    .option('-p, --port <port>', 'port to listen on (env PORT)', integer)
+    .option('--host <host>', 'address to listen on (env HOST)')
+    .option('-t, --threads <n>', 'llama.cpp threads for every model', integer)
+    .option('-s, --sequences <n>', 'parallel sequences for every model', integer)
+    .option('--context-size <n>', 'context tokens per sequence for every model', integer)
+    .addHelpText(
+      'after',
+      `\nEnvironment variables:\n${Object.entries(environmentVariables)
+        .map(([name, doc]) => `  ${name.padEnd(32)} ${doc}`)
+        .join('\n')}\n`,
+    )
+    .action(async (options: { config?: string; model?: string; port?: number; host?: string; threads?: number; sequences?: number; contextSize?: number }) => {
+      let config;
+      try {
+        config = loadConfig({
+          configPath: options.config,
+          modelPath: options.model,
+          env: process.env,
+          overrides: {
+            port: options.port,
+            host: options.host,
+            threads: options.threads,
+            sequences: options.sequences,
+            contextSize: options.contextSize,
+          },
+        });
+      } catch (error) {
+        if (error instanceof ConfigError) {
+          process.stderr.write(`${error.message}\n`);
+          process.exit(2);
+        }
+        throw error;
+      }
+      const server = await startServer(config);
+      const stop = (signal: string) => {
+        server.app.log.info({ signal }, 'shutting down');
+        server.shutdown().then(
+          () => process.exit(0),
+          (error) => {
+            server.app.log.error({ err: error }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+  return program;
+}
+
+await buildCli().parseAsync(process.argv);

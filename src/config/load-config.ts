@@ -1,0 +1,123 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { configFileSchema, type ModelConfig, type TokenmillConfig } from './schema.js';
+
+export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const defaultConfigPath = path.join(packageRoot, 'config', 'tokenmill.yaml');
+
+export interface ConfigSources {
+  /** `--config`; else TOKENMILL_CONFIG; else the bundled catalog. Ignored when `modelPath` is given. */
+  configPath?: string;
+  /** `--model`: serve this one GGUF file with default settings, no catalog. */
+  modelPath?: string;
+  /** Flags that override the file and the environment. */
+  overrides?: { port?: number; host?: string; threads?: number; sequences?: number; contextSize?: number };
+  env: NodeJS.ProcessEnv;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads the configuration once: file, then environment, then flags. The result is frozen. */
+export function loadConfig(sources: ConfigSources): TokenmillConfig {
+  const raw = sources.modelPath ? singleModelCatalog(sources.modelPath) : readCatalog(sources);
+  applyEnvironment(raw, sources.env);
+  applyOverrides(raw, sources.overrides ?? {});
+  const parsed = configFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(`Invalid configuration:\n${z.prettifyError(parsed.error)}`);
+  }
+  const ids = new Set<string>();
+  for (const model of parsed.data.models) {
+    if (ids.has(model.id)) throw new ConfigError(`Invalid configuration: model id '${model.id}' appears twice`);
+    ids.add(model.id);
+  }
+  return deepFreeze(parsed.data);
+}
+
+interface RawCatalog {
+  server?: Record<string, unknown>;
+  models?: Array<Record<string, unknown>>;
+  [key: string]: unknown;
+}
+
+function readCatalog(sources: ConfigSources): RawCatalog {
+  const file = path.resolve(sources.configPath ?? sources.env.TOKENMILL_CONFIG ?? defaultConfigPath);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`Cannot read the config file ${file}: ${(error as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(`The config file ${file} is not valid YAML: ${(error as Error).message}`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(`The config file ${file} must hold a mapping with a 'models' list`);
+  }
+  const catalog = raw as RawCatalog;
+  const base = path.dirname(file);
+  if (Array.isArray(catalog.models)) {
+    for (const model of catalog.models) {
+      if (model && typeof model.path === 'string') model.path = path.resolve(base, model.path);
+    }
+  }
+  return catalog;
+}
+
+function singleModelCatalog(modelPath: string): RawCatalog {
+  const resolved = path.resolve(modelPath);
+  const id = path.basename(resolved).replace(/\.gguf$/i, '');
+  return { models: [{ id, path: resolved }] };
+}
+
+function applyEnvironment(raw: RawCatalog, env: NodeJS.ProcessEnv): void {
+  const server: Record<string, unknown> = { ...(raw.server ?? {}) };
+  const numeric = (name: string, key: string) => {
+    const value = env[name];
+    if (value === undefined || value === '') return;
+    const number = Number(value);
+    if (!Number.isFinite(number)) throw new ConfigError(`${name} must be a number, got '${value}'`);
+    server[key] = number;
+  };
+  numeric('PORT', 'port');
+  numeric('TOKENMILL_REQUEST_TIMEOUT_MS', 'request_timeout_ms');
+  numeric('TOKENMILL_SHUTDOWN_GRACE_MS', 'shutdown_grace_ms');
+  numeric('TOKENMILL_SSE_PING_INTERVAL_MS', 'sse_ping_interval_ms');
+  numeric('TOKENMILL_BODY_LIMIT_BYTES', 'body_limit_bytes');
+  if (env.HOST) server.host = env.HOST;
+  if (env.TOKENMILL_LOG_LEVEL) server.log_level = env.TOKENMILL_LOG_LEVEL;
+  raw.server = server;
+}
+
+function applyOverrides(raw: RawCatalog, overrides: NonNullable<ConfigSources['overrides']>): void {
+  const server: Record<string, unknown> = { ...(raw.server ?? {}) };
+  if (overrides.port !== undefined) server.port = overrides.port;
+  if (overrides.host !== undefined) server.host = overrides.host;
+  raw.server = server;
+  for (const model of raw.models ?? []) {
+    if (overrides.threads !== undefined) model.threads = overrides.threads;
+    if (overrides.sequences !== undefined) model.sequences = overrides.sequences;
+    if (overrides.contextSize !== undefined) model.context_size = overrides.contextSize;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export type { ModelConfig, TokenmillConfig };

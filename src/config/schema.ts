@@ -1,0 +1,82 @@
+import { z } from 'zod';
+
+/**
+ * The one schema of Tokenmill's configuration: the YAML catalog file, then environment variables, then CLI flags,
+ * in that order of precedence. Every setting is documented here; `tokenmill serve --help` and the README list them.
+ */
+
+export const pricesSchema = z
+  .object({
+    /** USD per 1M prompt tokens that were computed. */
+    input: z.number().nonnegative(),
+    /** USD per 1M prompt tokens served from the prompt cache. Defaults to the input price. */
+    cached_input: z.number().nonnegative().optional(),
+    /** USD per 1M generated tokens. */
+    output: z.number().nonnegative(),
+  })
+  .strict();
+
+export const modelSchema = z
+  .object({
+    /** The id clients send as `model`. */
+    id: z.string().min(1).max(256),
+    /** Path of the GGUF file, relative to the config file. */
+    path: z.string().min(1),
+    /** Tokens of context per sequence (prompt plus output). Default: the model's trained context, capped at 4096. */
+    context_size: z.number().int().min(16).max(1 << 20).nullable().default(null),
+    /** Parallel sequences of one llama.cpp context (continuous batching). */
+    sequences: z.number().int().min(1).max(256).default(8),
+    /** llama.cpp threads. 1 is fastest for small models on small machines (measured; see README). */
+    threads: z.number().int().min(1).max(256).default(1),
+    /** Tokens per llama.cpp batch (prompt evaluation chunk). */
+    batch_size: z.number().int().min(8).max(65536).default(512),
+    /** Requests that may wait beyond the busy sequences; more get 429. */
+    max_queue: z.number().int().min(0).max(100000).default(64),
+    /** Jinja chat template overriding the GGUF's own. null: the GGUF's template, else the Llama-2 fallback. */
+    chat_template: z.string().nullable().default(null),
+    /** Whether the model serves /v1/embeddings (a second, embedding context is created on first use). */
+    embeddings: z.boolean().default(true),
+    prices: pricesSchema.default({ input: 0.1, cached_input: 0.025, output: 0.4 }),
+  })
+  .strict();
+
+export const serverSchema = z
+  .object({
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(8080),
+    /** Largest accepted request body, bytes. */
+    body_limit_bytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+    /** Deadline of each inference request from arrival to its last token, ms. */
+    request_timeout_ms: z.number().int().min(100).default(600_000),
+    /** On SIGTERM: how long in-flight requests may run before they are aborted, ms. */
+    shutdown_grace_ms: z.number().int().min(0).default(30_000),
+    /** Interval of `: ping` SSE comments while a stream waits for its first token, ms. */
+    sse_ping_interval_ms: z.number().int().min(50).default(5_000),
+    /** pino log level. */
+    log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict();
+
+export const configFileSchema = z
+  .object({
+    server: serverSchema.default(serverSchema.parse({})),
+    models: z.array(modelSchema).min(1),
+  })
+  .strict();
+
+export type PricesConfig = z.infer<typeof pricesSchema>;
+export type ModelConfig = z.infer<typeof modelSchema>;
+export type ServerConfig = z.infer<typeof serverSchema>;
+export type TokenmillConfig = z.infer<typeof configFileSchema>;
+
+/** Environment variables read once at start-up, with their doc line (listed by `--help` and the README). */
+export const environmentVariables = {
+  TOKENMILL_CONFIG: 'path of the YAML model catalog (default: config/tokenmill.yaml in the package)',
+  PORT: 'port to listen on (default 8080)',
+  HOST: 'address to listen on (default 127.0.0.1)',
+  TOKENMILL_LOG_LEVEL: 'log level: fatal, error, warn, info, debug, trace, silent (default info)',
+  TOKENMILL_REQUEST_TIMEOUT_MS: 'deadline of each inference request, ms (default 600000)',
+  TOKENMILL_SHUTDOWN_GRACE_MS: 'how long in-flight requests may finish after SIGTERM, ms (default 30000)',
+  TOKENMILL_SSE_PING_INTERVAL_MS: 'interval of SSE keep-alive comments while a stream waits, ms (default 5000)',
+  TOKENMILL_BODY_LIMIT_BYTES: 'largest accepted request body, bytes (default 4194304)',
+} as const;

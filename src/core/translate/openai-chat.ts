@@ -1,0 +1,99 @@
+import type { ChatMessage } from '../../engine/engine.js';
+import type { ChatCompletionRequest, ChatMessageWire } from '../../protocol/openai/chat-completions.js';
+import { invalidRequest } from '../errors.js';
+import type { InferenceRequest, TranslateContext } from '../inference/inference-request.js';
+import { resolveSampling, resolveStop } from './sampling.js';
+
+/** Interactive requests run before batch work. */
+export const INTERACTIVE_PRIORITY = 0;
+
+export function translateChatRequest(wire: ChatCompletionRequest, context: TranslateContext): InferenceRequest {
+  if (wire.response_format && wire.response_format.type !== 'text') {
+    throw invalidRequest(
+      `response_format type '${wire.response_format.type}' is not supported yet; use 'text'.`,
+      'response_format.type',
+      'unsupported_parameter',
+    );
+  }
+  if (wire.tools && wire.tools.length > 0) {
+    throw invalidRequest('Tool calling is not supported yet.', 'tools', 'unsupported_parameter');
+  }
+  if (wire.top_logprobs !== null && wire.top_logprobs !== undefined && !wire.logprobs) {
+    throw invalidRequest('top_logprobs requires logprobs to be true.', 'top_logprobs');
+  }
+  const stream = wire.stream ?? false;
+  if (wire.stream_options && !stream) {
+    throw invalidRequest('stream_options is only allowed when stream is true.', 'stream_options');
+  }
+  const maxTokens = wire.max_completion_tokens ?? wire.max_tokens ?? null;
+  const minTokens = wire.min_tokens ?? 0;
+  if (maxTokens !== null && minTokens > maxTokens) {
+    throw invalidRequest('min_tokens must not exceed max_tokens.', 'min_tokens');
+  }
+  return {
+    model: wire.model,
+    prompts: [{ kind: 'chat', messages: wire.messages.map(translateMessage) }],
+    n: wire.n ?? 1,
+    generation: {
+      model: wire.model,
+      sampling: resolveSampling(wire),
+      maxTokens,
+      minTokens,
+      ignoreEos: wire.ignore_eos ?? false,
+      stop: resolveStop(wire.stop),
+      logprobs: wire.logprobs ? (wire.top_logprobs ?? 0) : null,
+      echo: false,
+      priority: INTERACTIVE_PRIORITY,
+      deadline: context.now + context.requestTimeoutMs,
+    },
+    stream,
+    includeUsage: stream && (wire.stream_options?.include_usage ?? false),
+  };
+}
+
+function translateMessage(message: ChatMessageWire, index: number): ChatMessage {
+  const content = messageText(message, index);
+  switch (message.role) {
+    case 'system':
+    case 'developer':
+      return { role: 'system', content };
+    case 'user':
+      return { role: 'user', content };
+    case 'assistant':
+      return {
+        role: 'assistant',
+        content,
+        toolCalls: message.tool_calls?.map((call) => ({
+          id: call.id,
+          name: call.function.name,
+          arguments: call.function.arguments,
+        })),
+      };
+    case 'tool':
+      if (!message.tool_call_id) throw invalidRequest('A tool message needs tool_call_id.', `messages[${index}].tool_call_id`);
+      return { role: 'tool', content, toolCallId: message.tool_call_id };
+  }
+}
+
+function messageText(message: ChatMessageWire, index: number): string {
+  const content = message.content;
+  if (content === null || content === undefined) {
+    if (message.role === 'assistant' && message.tool_calls && message.tool_calls.length > 0) return '';
+    throw invalidRequest(`messages[${index}].content is required for role '${message.role}'.`, `messages[${index}].content`);
+  }
+  if (typeof content === 'string') return content;
+  return content
+    .map((part, partIndex) => {
+      if (part.type !== 'text') {
+        throw invalidRequest(
+          `Content parts of type '${part.type}' are not supported by this model; only 'text' is.`,
+          `messages[${index}].content[${partIndex}].type`,
+        );
+      }
+      if (typeof part.text !== 'string') {
+        throw invalidRequest('A text content part needs a string text.', `messages[${index}].content[${partIndex}].text`);
+      }
+      return part.text;
+    })
+    .join('');
+}

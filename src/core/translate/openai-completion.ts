@@ -1,0 +1,54 @@
+import type { Prompt } from '../../engine/engine.js';
+import type { CompletionRequest } from '../../protocol/openai/completions.js';
+import { invalidRequest } from '../errors.js';
+import type { InferenceRequest, TranslateContext } from '../inference/inference-request.js';
+import { INTERACTIVE_PRIORITY } from './openai-chat.js';
+import { resolveSampling, resolveStop } from './sampling.js';
+
+/** OpenAI's legacy completions default to 16 output tokens (vLLM does the same). */
+export const DEFAULT_COMPLETION_MAX_TOKENS = 16;
+
+export function translateCompletionRequest(wire: CompletionRequest, context: TranslateContext): InferenceRequest {
+  if (wire.suffix) {
+    throw invalidRequest('suffix is not supported: the served models have no fill-in-the-middle tokens.', 'suffix', 'unsupported_parameter');
+  }
+  const n = wire.n ?? 1;
+  if (wire.best_of !== null && wire.best_of !== undefined && wire.best_of !== n) {
+    throw invalidRequest('best_of other than n is not supported.', 'best_of', 'unsupported_parameter');
+  }
+  const stream = wire.stream ?? false;
+  if (wire.stream_options && !stream) {
+    throw invalidRequest('stream_options is only allowed when stream is true.', 'stream_options');
+  }
+  const maxTokens = wire.max_tokens ?? DEFAULT_COMPLETION_MAX_TOKENS;
+  const minTokens = wire.min_tokens ?? 0;
+  if (minTokens > maxTokens) throw invalidRequest('min_tokens must not exceed max_tokens.', 'min_tokens');
+  return {
+    model: wire.model,
+    prompts: toPrompts(wire.prompt),
+    n,
+    generation: {
+      model: wire.model,
+      sampling: resolveSampling(wire),
+      maxTokens,
+      minTokens,
+      ignoreEos: wire.ignore_eos ?? false,
+      stop: resolveStop(wire.stop),
+      logprobs: wire.logprobs ?? null,
+      echo: wire.echo ?? false,
+      priority: INTERACTIVE_PRIORITY,
+      deadline: context.now + context.requestTimeoutMs,
+    },
+    stream,
+    includeUsage: stream && (wire.stream_options?.include_usage ?? false),
+  };
+}
+
+function toPrompts(prompt: CompletionRequest['prompt']): Prompt[] {
+  if (typeof prompt === 'string') return [{ kind: 'text', text: prompt }];
+  if (prompt.length > 0 && typeof prompt[0] === 'number') return [{ kind: 'tokens', tokens: prompt as number[] }];
+  if (prompt.length > 16) throw invalidRequest('At most 16 prompts may be sent in one request.', 'prompt');
+  return (prompt as Array<string | number[]>).map((item) =>
+    typeof item === 'string' ? { kind: 'text', text: item } : { kind: 'tokens', tokens: item },
+  );
+}

@@ -1,0 +1,331 @@
+import type {
+  ChatWrapper,
+  Llama,
+  LlamaContext,
+  LlamaContextSequence,
+  LlamaEmbeddingContext,
+  LlamaModel,
+  Token,
+} from 'node-llama-cpp';
+import { AbortedError, contextLengthExceeded, invalidRequest, TokenmillError } from '../../core/errors.js';
+import type { ModelConfig } from '../../config/schema.js';
+import type { EngineEvent, FinishReason, GenerateRequest, ModelInfo, Prompt, TokenLogprob } from '../engine.js';
+import { createChatWrapper, renderChat } from './chat-prompt.js';
+import { planSampling } from './sampling-options.js';
+import { SlotScheduler } from './slot-scheduler.js';
+import { StopMatcher } from './stop-matcher.js';
+import { TokenTextDecoder } from './token-text-decoder.js';
+
+/** One sequence of the model's context; its KV state is kept after a request for prefix reuse. */
+interface Slot {
+  sequence: LlamaContextSequence;
+  /** ms since epoch of the last release; least recent is evicted first. */
+  lastUsed: number;
+}
+
+interface PreparedPrompt {
+  tokens: Token[];
+  stopStrings: string[];
+  stopTokens: Token[];
+  /** Which request field held the prompt, for error messages. */
+  param: string;
+}
+
+/**
+ * One GGUF model served from one llama.cpp context with `sequences` parallel sequences. Concurrent requests run on
+ * separate sequences, and node-llama-cpp evaluates the tokens of all sequences that are ready in one decode call
+ * (continuous batching). The scheduler bounds the queue and orders waiters by priority.
+ */
+export class LlamaModelRunner {
+  readonly info: ModelInfo;
+  private readonly scheduler: SlotScheduler<Slot>;
+  private readonly eogTokens: Token[];
+  /** Tokens in the model's vocabulary. */
+  readonly vocabularySize: number;
+  private embeddingContext: Promise<LlamaEmbeddingContext> | undefined;
+  private embeddingQueue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly config: ModelConfig,
+    private readonly model: LlamaModel,
+    private readonly context: LlamaContext,
+    private readonly chatWrapper: ChatWrapper,
+    slots: Slot[],
+  ) {
+    this.info = {
+      id: config.id,
+      contextSize: context.contextSize,
+      created: Math.floor(Date.now() / 1000),
+      ownedBy: 'tokenmill',
+    };
+    this.scheduler = new SlotScheduler(slots, config.max_queue);
+    this.vocabularySize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
+    this.eogTokens = findEogTokens(model, this.vocabularySize);
+  }
+
+  static async load(llama: Llama, config: ModelConfig): Promise<LlamaModelRunner> {
+    const model = await llama.loadModel({ modelPath: config.path });
+    const contextSize = config.context_size ?? Math.min(model.trainContextSize, 4096);
+    const context = await model.createContext({
+      sequences: config.sequences,
+      contextSize,
+      batchSize: Math.min(config.batch_size, contextSize * config.sequences),
+      threads: config.threads,
+    });
+    const slots: Slot[] = [];
+    for (let index = 0; index < config.sequences; index++) {
+      slots.push({ sequence: context.getSequence({ contextShift: { size: 0 } }), lastUsed: 0 });
+    }
+    return new LlamaModelRunner(config, model, context, createChatWrapper(model, config.chat_template), slots);
+  }
+
+  get queueDepth(): number {
+    return this.scheduler.queueDepth;
+  }
+
+  get busySequences(): number {
+    return this.config.sequences - this.scheduler.freeSlots;
+  }
+
+  tokenize(text: string, addSpecial: boolean): Token[] {
+    const tokens = this.model.tokenize(text, false);
+    if (addSpecial && this.model.tokens.shouldPrependBosToken && this.model.tokens.bos !== null) {
+      return [this.model.tokens.bos, ...tokens];
+    }
+    return tokens;
+  }
+
+  detokenize(tokens: readonly number[], param = 'tokens'): string {
+    this.checkTokens(tokens, param);
+    return this.model.detokenize(tokens as Token[], false);
+  }
+
+  /** Rejects token ids outside the vocabulary: llama.cpp would read out of bounds. */
+  private checkTokens(tokens: readonly number[], param: string): void {
+    for (const token of tokens) {
+      if (!Number.isInteger(token) || token < 0 || token >= this.vocabularySize) {
+        throw invalidRequest(`Token ${token} is outside the vocabulary (0..${this.vocabularySize - 1}).`, param);
+      }
+    }
+  }
+
+  countPromptTokens(prompt: Prompt): number {
+    return this.prepare(prompt).tokens.length;
+  }
+
+  async *generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
+    const prompt = this.prepare(request.prompt);
+    const room = this.info.contextSize - prompt.tokens.length;
+    if (room < 1) throw contextLengthExceeded(prompt.tokens.length, this.info.contextSize, prompt.param);
+    if (request.maxTokens !== null && request.maxTokens > room) {
+      throw new TokenmillError(
+        'invalid_request',
+        'context_length_exceeded',
+        `This model's maximum context length is ${this.info.contextSize} tokens. However, you requested ` +
+          `${prompt.tokens.length + request.maxTokens} tokens (${prompt.tokens.length} in the prompt, ` +
+          `${request.maxTokens} for the completion). Please reduce the prompt or the completion length.`,
+        { param: 'max_tokens' },
+      );
+    }
+    const maxTokens = request.maxTokens ?? room;
+
+    const slot = await this.scheduler.acquire({
+      priority: request.priority,
+      deadline: request.deadline,
+      signal,
+      choose: (free) => longestPrefixSlot(free, prompt.tokens),
+    });
+    try {
+      if (request.echo) yield { type: 'text-delta', text: this.model.detokenize(prompt.tokens, false), logprobs: null };
+      yield* this.run(slot.sequence, prompt, request, maxTokens, signal);
+    } finally {
+      slot.lastUsed = Date.now();
+      this.scheduler.release(slot);
+    }
+  }
+
+  private async *run(
+    sequence: LlamaContextSequence,
+    prompt: PreparedPrompt,
+    request: GenerateRequest,
+    maxTokens: number,
+    signal: AbortSignal,
+  ): AsyncGenerator<EngineEvent> {
+    const cachedTokens = await reusePrefix(sequence, prompt.tokens);
+    const plan = planSampling(this.model, this.eogTokens, request.sampling, prompt.tokens, request);
+    const decoder = new TokenTextDecoder(this.model, prompt.tokens);
+    const stopMatcher = new StopMatcher([...request.stop, ...prompt.stopStrings]);
+    const stopTokens = new Set(prompt.stopTokens);
+    const input = prompt.tokens.slice(cachedTokens);
+    const topLogprobs = request.logprobs;
+    const iterator =
+      topLogprobs === null
+        ? sequence.evaluate(input, plan.options)
+        : sequence.evaluateWithMetadata(input, { probabilities: true }, plan.options);
+
+    let completionTokens = 0;
+    let finishReason: FinishReason = 'stop';
+    let stopped = false;
+    for await (const item of iterator) {
+      if (completionTokens === 0) {
+        yield { type: 'prompt-processed', promptTokens: prompt.tokens.length, cachedTokens };
+      }
+      if (signal.aborted) throw new AbortedError();
+      const token = typeof item === 'number' ? item : item.token;
+      completionTokens++;
+      plan.observe(token);
+      if (stopTokens.has(token)) {
+        stopped = true;
+        break;
+      }
+      const match = stopMatcher.push(decoder.push(token));
+      const logprobs = topLogprobs === null || typeof item === 'number' ? null : [this.logprobOf(token, item.probabilities, topLogprobs)];
+      if (match.emit.length > 0 || logprobs !== null) yield { type: 'text-delta', text: match.emit, logprobs };
+      if (match.stopped) {
+        stopped = true;
+        break;
+      }
+      if (completionTokens >= maxTokens) {
+        finishReason = 'length';
+        break;
+      }
+      if (Date.now() > request.deadline) {
+        throw new TokenmillError('timeout', 'request_timeout', 'The request exceeded its deadline.');
+      }
+    }
+    if (completionTokens === 0) {
+      yield { type: 'prompt-processed', promptTokens: prompt.tokens.length, cachedTokens };
+    }
+    if (!stopped) {
+      const rest = stopMatcher.push(decoder.flush());
+      const tail = rest.stopped ? rest.emit : rest.emit + stopMatcher.flush();
+      if (tail.length > 0) yield { type: 'text-delta', text: tail, logprobs: null };
+    }
+    yield {
+      type: 'end',
+      finishReason,
+      usage: { promptTokens: prompt.tokens.length, cachedTokens, completionTokens },
+    };
+  }
+
+  async embed(inputs: Array<string | number[]>, signal: AbortSignal): Promise<{ vectors: number[][]; promptTokens: number }> {
+    if (!this.config.embeddings) {
+      throw invalidRequest(`The model '${this.config.id}' does not serve embeddings.`, 'model', 'model_not_supported');
+    }
+    const tokenLists = inputs.map((input, index) => {
+      const tokens = typeof input === 'string' ? this.tokenize(input, true) : (input as Token[]);
+      if (typeof input !== 'string') this.checkTokens(input, `input[${index}]`);
+      if (tokens.length > this.info.contextSize) {
+        throw contextLengthExceeded(tokens.length, this.info.contextSize, `input[${index}]`);
+      }
+      if (tokens.length === 0) throw invalidRequest(`input[${index}] is empty.`, 'input');
+      return tokens;
+    });
+    const run = this.embeddingQueue.then(async () => {
+      const context = await this.embeddingContextReady();
+      const vectors: number[][] = [];
+      for (const tokens of tokenLists) {
+        if (signal.aborted) throw new AbortedError();
+        const embedding = await context.getEmbeddingFor(tokens);
+        vectors.push(normalize(embedding.vector));
+      }
+      return vectors;
+    });
+    this.embeddingQueue = run.catch(() => undefined);
+    const vectors = await run;
+    return { vectors, promptTokens: tokenLists.reduce((sum, tokens) => sum + tokens.length, 0) };
+  }
+
+  async close(): Promise<void> {
+    this.scheduler.close();
+    if (this.embeddingContext) await (await this.embeddingContext.catch(() => undefined))?.dispose();
+    await this.context.dispose();
+    await this.model.dispose();
+  }
+
+  private embeddingContextReady(): Promise<LlamaEmbeddingContext> {
+    this.embeddingContext ??= this.model.createEmbeddingContext({
+      contextSize: this.info.contextSize,
+      threads: this.config.threads,
+    });
+    return this.embeddingContext;
+  }
+
+  private prepare(prompt: Prompt): PreparedPrompt {
+    switch (prompt.kind) {
+      case 'chat': {
+        const rendered = renderChat(this.model, this.chatWrapper, prompt.messages);
+        return { ...rendered, param: 'messages' };
+      }
+      case 'text':
+        return { tokens: this.tokenize(prompt.text, true), stopStrings: [], stopTokens: [], param: 'prompt' };
+      case 'tokens':
+        this.checkTokens(prompt.tokens, 'prompt');
+        if (prompt.tokens.length === 0) throw invalidRequest('The prompt is empty.', 'prompt');
+        return { tokens: prompt.tokens as Token[], stopStrings: [], stopTokens: [], param: 'prompt' };
+    }
+  }
+
+  private logprobOf(token: Token, probabilities: Map<Token, number>, top: number): TokenLogprob {
+    const text = this.model.detokenize([token], false);
+    const alternatives: TokenLogprob['top'] = [];
+    if (top > 0) {
+      for (const [candidate, probability] of probabilities) {
+        const candidateText = this.model.detokenize([candidate], false);
+        alternatives.push({ token: candidateText, logprob: Math.log(probability), bytes: utf8Bytes(candidateText) });
+        if (alternatives.length >= top) break;
+      }
+    }
+    return { token: text, logprob: Math.log(probabilities.get(token) ?? 0), bytes: utf8Bytes(text), top: alternatives };
+  }
+}
+
+/**
+ * Keeps the longest prefix of the sequence's state that matches the prompt and erases the rest; at least the last
+ * prompt token is always evaluated, since its logits start generation. Returns how many tokens were reused.
+ */
+async function reusePrefix(sequence: LlamaContextSequence, tokens: readonly Token[]): Promise<number> {
+  const common = commonPrefixLength(sequence.contextTokens, tokens);
+  const reuse = Math.min(common, tokens.length - 1);
+  if (sequence.nextTokenIndex > reuse) {
+    await sequence.eraseContextTokenRanges([{ start: reuse, end: sequence.nextTokenIndex }]);
+  }
+  return reuse;
+}
+
+function longestPrefixSlot(free: readonly Slot[], tokens: readonly Token[]): Slot {
+  let best = free[0];
+  let bestLength = -1;
+  for (const slot of free) {
+    const length = commonPrefixLength(slot.sequence.contextTokens, tokens);
+    if (length > bestLength || (length === bestLength && slot.lastUsed < best.lastUsed)) {
+      best = slot;
+      bestLength = length;
+    }
+  }
+  return best;
+}
+
+export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+  const limit = Math.min(a.length, b.length);
+  let index = 0;
+  while (index < limit && a[index] === b[index]) index++;
+  return index;
+}
+
+function findEogTokens(model: LlamaModel, size: number): Token[] {
+  const tokens: Token[] = [];
+  for (let token = 0; token < size; token++) if (model.isEogToken(token as Token)) tokens.push(token as Token);
+  return tokens;
+}
+
+function normalize(vector: readonly number[]): number[] {
+  let sum = 0;
+  for (const value of vector) sum += value * value;
+  const norm = Math.sqrt(sum);
+  return norm > 0 ? vector.map((value) => value / norm) : [...vector];
+}
+
+function utf8Bytes(text: string): number[] {
+  return [...Buffer.from(text, 'utf8')];
+}

@@ -1,0 +1,78 @@
+import { TokenBias, type LlamaModel, type SequenceEvaluateOptions, type Token } from 'node-llama-cpp';
+import type { SamplingParams } from '../engine.js';
+
+/** How many recent tokens the repetition, presence and frequency penalties look at (llama.cpp's penalty_last_n). */
+export const PENALTY_WINDOW = 64;
+
+export interface SamplingPlan {
+  options: SequenceEvaluateOptions;
+  /** Called with each generated token, so the penalties see the recent history. */
+  observe(token: Token): void;
+}
+
+/**
+ * Maps OpenAI/vLLM sampling parameters onto node-llama-cpp's sampler options.
+ * - `logit_bias` is additive on logits, as OpenAI defines it (llama.cpp's logit-bias sampler).
+ * - End-of-generation tokens are banned while fewer than `minTokens` were generated, and always with `ignoreEos`.
+ *   node-llama-cpp's public `TokenBias.set` refuses to bias EOG tokens, so the ban writes the bias map directly.
+ */
+export function planSampling(
+  model: LlamaModel,
+  eogTokens: readonly Token[],
+  sampling: SamplingParams,
+  promptTokens: readonly Token[],
+  limits: { minTokens: number; ignoreEos: boolean },
+): SamplingPlan {
+  const recent: Token[] = promptTokens.slice(-PENALTY_WINDOW) as Token[];
+  const penalties =
+    sampling.repetitionPenalty !== 1 || sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
+  let generated = 0;
+
+  const base = sampling.logitBias.size > 0 ? biasMap(model, sampling.logitBias, []) : undefined;
+  const banned = limits.ignoreEos || limits.minTokens > 0 ? biasMap(model, sampling.logitBias, eogTokens) : undefined;
+  let tokenBias: SequenceEvaluateOptions['tokenBias'];
+  if (limits.ignoreEos) tokenBias = banned;
+  else if (banned) {
+    const after = base ?? new TokenBias(model.tokenizer);
+    tokenBias = () => (generated < limits.minTokens ? banned : after);
+  }
+  else tokenBias = base;
+
+  const options: SequenceEvaluateOptions = {
+    temperature: sampling.temperature,
+    topK: sampling.topK,
+    topP: sampling.topP,
+    minP: sampling.minP,
+    seed: sampling.seed ?? Math.floor(Math.random() * 0xffffffff),
+    tokenBias,
+    repeatPenalty: penalties
+      ? {
+          punishTokens: () => recent,
+          maxPunishTokens: PENALTY_WINDOW,
+          penalty: sampling.repetitionPenalty,
+          presencePenalty: sampling.presencePenalty,
+          frequencyPenalty: sampling.frequencyPenalty,
+        }
+      : undefined,
+    yieldEogToken: false,
+  };
+  return {
+    options,
+    observe(token) {
+      generated++;
+      if (penalties) {
+        recent.push(token);
+        if (recent.length > PENALTY_WINDOW) recent.shift();
+      }
+    },
+  };
+}
+
+function biasMap(model: LlamaModel, logitBias: ReadonlyMap<number, number>, banned: readonly Token[]): TokenBias {
+  const bias = new TokenBias(model.tokenizer);
+  const entries = (bias as unknown as { _biases: Map<Token, number> })._biases;
+  for (const [token, value] of logitBias) entries.set(token as Token, value <= -100 ? -Infinity : value);
+  for (const token of banned) entries.set(token, -Infinity);
+  return bias;
+}
+

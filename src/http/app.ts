@@ -1,0 +1,93 @@
+import { randomBytes } from 'node:crypto';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { TokenmillConfig } from '../config/schema.js';
+import { AbortedError, TokenmillError } from '../core/errors.js';
+import type { Engine } from '../engine/engine.js';
+import { mapError } from './errors.js';
+import type { RequestLifecycle } from './request-lifecycle.js';
+import { registerHealth } from './routes/health.js';
+import { registerTokenize } from './routes/llama/tokenize.js';
+import { registerChatCompletions } from './routes/openai/chat-completions.js';
+import { registerCompletions } from './routes/openai/completions.js';
+import { registerEmbeddings } from './routes/openai/embeddings.js';
+import { registerModels } from './routes/openai/models.js';
+
+/** Everything the HTTP layer needs, built by the composition root (main.ts) or by a test. */
+export interface AppDependencies {
+  config: TokenmillConfig;
+  engine: Engine;
+  lifecycle: RequestLifecycle;
+  /** ms since epoch. */
+  now: () => number;
+  /** pino options or a logger instance, passed to Fastify. */
+  logger: FastifyServerOptions['logger'];
+}
+
+export function newRequestId(): string {
+  return `req_${randomBytes(12).toString('hex')}`;
+}
+
+export function createApp(deps: AppDependencies): FastifyInstance {
+  const app = Fastify({
+    logger: deps.logger,
+    bodyLimit: deps.config.server.body_limit_bytes,
+    genReqId: newRequestId,
+    requestIdHeader: false,
+    // No per-request log lines: they cost time on the hot path; the usage ledger records every request.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+
+  // Clients often send JSON without a content type (curl -d): parse every body as JSON.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+    const text = body as string;
+    if (text.length === 0) {
+      done(null, undefined);
+      return;
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch (error) {
+      done(new TokenmillError('invalid_request', 'invalid_json', `The request body is not valid JSON: ${(error as Error).message}`), undefined);
+    }
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    if (deps.lifecycle.closing && request.method === 'POST') {
+      throw new TokenmillError('unavailable', 'server_shutting_down', 'The server is shutting down.');
+    }
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    if (error instanceof AbortedError) {
+      // The client is gone; nobody reads this.
+      return reply.code(499).send();
+    }
+    const mapped = mapError(error, String(request.id));
+    if (mapped.unexpected) request.log.error({ err: error, requestId: request.id }, 'unexpected error');
+    return reply.code(mapped.status).headers(mapped.headers).send(mapped.body);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({
+      error: {
+        message: `Unknown route: ${request.method} ${request.url.split('?')[0]}`,
+        type: 'invalid_request_error',
+        param: null,
+        code: 'unknown_url',
+      },
+    });
+  });
+
+  registerHealth(app, deps);
+  registerModels(app, deps);
+  registerChatCompletions(app, deps);
+  registerCompletions(app, deps);
+  registerEmbeddings(app, deps);
+  registerTokenize(app, deps);
+  return app;
+}

@@ -1,0 +1,22 @@
+import type { FastifyInstance } from 'fastify';
+import { modelNotFound } from '../../../core/errors.js';
+import type { ModelInfo } from '../../../engine/engine.js';
+import type { ModelList, ModelObject } from '../../../protocol/openai/models.js';
+import type { AppDependencies } from '../../app.js';
+
+function toWire(model: ModelInfo): ModelObject {
+  return { id: model.id, object: 'model', created: model.created, owned_by: model.ownedBy, max_model_len: model.contextSize };
+}
+
+export function registerModels(app: FastifyInstance, deps: AppDependencies): void {
+  app.get('/v1/models', async () => {
+    const body: ModelList = { object: 'list', data: deps.engine.models().map(toWire) };
+    return body;
+  });
+  app.get<{ Params: { id: string } }>('/v1/models/*', async (request) => {
+    const id = (request.params as Record<string, string>)['*'];
+    const model = deps.engine.models().find((candidate) => candidate.id === id);
+    if (!model) throw modelNotFound(id);
+    return toWire(model);
+  });
+}

@@ -1,0 +1,44 @@
+import type { SseWriter } from './sse.js';
+
+export interface StreamEventsOptions<Event> {
+  events: AsyncIterator<Event>;
+  writer: SseWriter;
+  /** While nothing was written for this long, a `: ping` comment is sent. */
+  pingIntervalMs: number;
+  /** Encodes and writes one event. */
+  write(event: Event): void;
+  /** Writes the end of a successful stream. */
+  finish(): void;
+  /** Reports an error: before the stream started it can still be an HTTP error, after that an SSE error event. */
+  fail(error: unknown, streamStarted: boolean): void;
+}
+
+/**
+ * Pumps engine events into an SSE response. Tokens are written as they come (no buffering). Until the first event
+ * arrives (queue wait, prompt evaluation) keep-alive comments flow, so proxies keep the connection.
+ */
+export async function streamEvents<Event>(options: StreamEventsOptions<Event>): Promise<void> {
+  const { events, writer } = options;
+  let lastWrite = Date.now();
+  const timer = setInterval(() => {
+    if (Date.now() - lastWrite >= options.pingIntervalMs) {
+      writer.ping();
+      lastWrite = Date.now();
+    }
+  }, options.pingIntervalMs);
+  try {
+    while (true) {
+      const next = await events.next();
+      if (next.done) break;
+      options.write(next.value);
+      lastWrite = Date.now();
+    }
+    clearInterval(timer);
+    options.finish();
+  } catch (error) {
+    clearInterval(timer);
+    options.fail(error, writer.headersSent);
+  } finally {
+    clearInterval(timer);
+  }
+}
