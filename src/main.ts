@@ -42,7 +42,11 @@ export async function startServer(config: TokenmillConfig): Promise<RunningServe
         app.log.warn({ inflight: lifecycle.size }, 'shutdown grace period over: aborting in-flight requests');
         lifecycle.abortAll();
       }
+      // Connections that became idle after close() began are not closed by Fastify: close them now.
+      app.server.closeIdleConnections();
+      const forced = setTimeout(() => app.server.closeAllConnections(), 1000);
       await closed;
+      clearTimeout(forced);
       await engine.close();
     })();
     return shuttingDown;

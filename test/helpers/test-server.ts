@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { loadConfig, packageRoot } from '../../src/config/load-config.js';
-import type { TokenmillConfig } from '../../src/config/schema.js';
+import { configFileSchema, type TokenmillConfig } from '../../src/config/schema.js';
 import { startServer, type RunningServer } from '../../src/main.js';
 
 export const STORIES = 'stories-260k';
@@ -23,14 +23,14 @@ export interface TestServerOptions {
   models?: Array<Record<string, unknown>>;
 }
 
-/** The bundled catalog as a test config, on a free port, silent. */
+/** The bundled catalog as a test config, on a free port, silent; `models` entries get the schema's defaults. */
 export function testConfig(options: TestServerOptions = {}): TokenmillConfig {
   const base = loadConfig({ env: {} });
   const raw = {
     server: { ...base.server, port: 0, log_level: 'silent', ...(options.server ?? {}) },
     models: options.models ?? base.models.map((model) => ({ ...model, prices: { ...model.prices } })),
   };
-  return raw as unknown as TokenmillConfig;
+  return configFileSchema.parse(raw);
 }
 
 /** Starts a real server in this process on a free port, with an official OpenAI client pointed at it. */
