@@ -28,6 +28,8 @@ export const modelSchema = z
     sequences: z.number().int().min(1).max(256).default(8),
     /** llama.cpp threads. 1 is fastest for small models on small machines (measured; see README). */
     threads: z.number().int().min(1).max(256).default(1),
+    /** llama.cpp threads for steps that evaluate more than one token (prompts, several sequences). null: `threads`. */
+    batch_threads: z.number().int().min(1).max(256).nullable().default(null),
     /** Tokens per llama.cpp batch (prompt evaluation chunk). */
     batch_size: z.number().int().min(8).max(65536).default(512),
     /** Requests that may wait beyond the busy sequences; more get 429. */

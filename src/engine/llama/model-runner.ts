@@ -13,6 +13,7 @@ import type { EngineEvent, FinishReason, GenerateRequest, ModelInfo, Prompt, Tok
 import { createChatWrapper, renderChat } from './chat-prompt.js';
 import { planSampling } from './sampling-options.js';
 import { SlotScheduler } from './slot-scheduler.js';
+import { applyThreadSplit } from './thread-split.js';
 import { StopMatcher } from './stop-matcher.js';
 import { TokenTextDecoder } from './token-text-decoder.js';
 
@@ -72,6 +73,9 @@ export class LlamaModelRunner {
       batchSize: Math.min(config.batch_size, contextSize * config.sequences),
       threads: config.threads,
     });
+    if (!applyThreadSplit(context, config.threads, config.batch_threads ?? config.threads)) {
+      throw new Error('batch_threads is not supported by this node-llama-cpp build; remove it from the config.');
+    }
     const slots: Slot[] = [];
     for (let index = 0; index < config.sequences; index++) {
       slots.push({ sequence: context.getSequence({ contextShift: { size: 0 } }), lastUsed: 0 });
