@@ -35,7 +35,9 @@ export function resolveSampling(wire: WireSampling): SamplingParams {
 export function resolveStop(stop: string | string[] | null | undefined): string[] {
   const list = stop === null || stop === undefined ? [] : typeof stop === 'string' ? [stop] : stop;
   list.forEach((value, index) => {
-    if (value.length === 0) throw invalidRequest('Stop sequences must not be empty.', `stop[${index}]`);
+    if (value.length === 0) {
+      throw invalidRequest('Stop sequences must not be empty.', typeof stop === 'string' ? 'stop' : `stop[${index}]`);
+    }
   });
   return list.filter((value) => value.length > 0);
 }

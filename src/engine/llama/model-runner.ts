@@ -119,6 +119,7 @@ export class LlamaModelRunner {
 
   async *generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
     const prompt = this.prepare(request.prompt);
+    this.checkTokens([...request.sampling.logitBias.keys()], 'logit_bias');
     const room = this.info.contextSize - prompt.tokens.length;
     if (room < 1) throw contextLengthExceeded(prompt.tokens.length, this.info.contextSize, prompt.param);
     if (request.maxTokens !== null && request.maxTokens > room) {
@@ -140,7 +141,7 @@ export class LlamaModelRunner {
       choose: (free) => longestPrefixSlot(free, prompt.tokens),
     });
     try {
-      if (request.echo) yield { type: 'text-delta', text: this.model.detokenize(prompt.tokens, false), logprobs: null };
+      if (request.echo) yield { type: 'text-delta', text: echoText(request.prompt, this.model), logprobs: null };
       yield* this.run(slot.sequence, prompt, request, maxTokens, signal);
     } finally {
       slot.lastUsed = Date.now();
@@ -168,6 +169,7 @@ export class LlamaModelRunner {
         : sequence.evaluateWithMetadata(input, { probabilities: true }, plan.options);
 
     let completionTokens = 0;
+    let previousToken = prompt.tokens[prompt.tokens.length - 1];
     let finishReason: FinishReason = 'stop';
     let stopped = false;
     for await (const item of iterator) {
@@ -183,7 +185,11 @@ export class LlamaModelRunner {
         break;
       }
       const match = stopMatcher.push(decoder.push(token));
-      const logprobs = topLogprobs === null || typeof item === 'number' ? null : [this.logprobOf(token, item.probabilities, topLogprobs)];
+      const logprobs =
+        topLogprobs === null || typeof item === 'number'
+          ? null
+          : [this.logprobOf(token, previousToken, item.probabilities, topLogprobs)];
+      previousToken = token;
       if (match.emit.length > 0 || logprobs !== null) yield { type: 'text-delta', text: match.emit, logprobs };
       if (match.stopped) {
         stopped = true;
@@ -217,6 +223,7 @@ export class LlamaModelRunner {
       throw invalidRequest(`The model '${this.config.id}' does not serve embeddings.`, 'model', 'model_not_supported');
     }
     const tokenLists = inputs.map((input, index) => {
+      if (input === '') throw invalidRequest(`input[${index}] is an empty string.`, 'input');
       const tokens = typeof input === 'string' ? this.tokenize(input, true) : (input as Token[]);
       if (typeof input !== 'string') this.checkTokens(input, `input[${index}]`);
       if (tokens.length > this.info.contextSize) {
@@ -270,12 +277,14 @@ export class LlamaModelRunner {
     }
   }
 
-  private logprobOf(token: Token, probabilities: Map<Token, number>, top: number): TokenLogprob {
-    const text = this.model.detokenize([token], false);
+  /** A token's text depends on its predecessor (SentencePiece's leading space), so both are detokenized together. */
+  private logprobOf(token: Token, previous: Token, probabilities: Map<Token, number>, top: number): TokenLogprob {
+    const context = [previous];
+    const text = this.model.detokenize([token], false, context);
     const alternatives: TokenLogprob['top'] = [];
     if (top > 0) {
       for (const [candidate, probability] of probabilities) {
-        const candidateText = this.model.detokenize([candidate], false);
+        const candidateText = this.model.detokenize([candidate], false, context);
         alternatives.push({ token: candidateText, logprob: Math.log(probability), bytes: utf8Bytes(candidateText) });
         if (alternatives.length >= top) break;
       }
@@ -321,6 +330,18 @@ function findEogTokens(model: LlamaModel, size: number): Token[] {
   const tokens: Token[] = [];
   for (let token = 0; token < size; token++) if (model.isEogToken(token as Token)) tokens.push(token as Token);
   return tokens;
+}
+
+/** Completions' `echo`: the prompt as the client sent it (vLLM's behaviour), or its tokens' text. */
+function echoText(prompt: Prompt, model: LlamaModel): string {
+  switch (prompt.kind) {
+    case 'text':
+      return prompt.text;
+    case 'tokens':
+      return model.detokenize(prompt.tokens as Token[], false);
+    case 'chat':
+      return '';
+  }
 }
 
 function normalize(vector: readonly number[]): number[] {

@@ -21,7 +21,8 @@ function completionLogprobs(logprobs: readonly TokenLogprob[], offset: number): 
 
 export class CompletionCollector {
   private readonly texts: string[];
-  private readonly logprobs: Array<TokenLogprob[] | null>;
+  /** Built per event as the stream encoder does, so `text_offset` counts the text before each token (echo too). */
+  private readonly logprobs: Array<CompletionLogprobs | null>;
   private readonly finish: string[];
   readonly usage: UsageTotals;
 
@@ -32,15 +33,24 @@ export class CompletionCollector {
     wantLogprobs: boolean,
   ) {
     this.texts = new Array(choices).fill('');
-    this.logprobs = Array.from({ length: choices }, () => (wantLogprobs ? [] : null));
+    this.logprobs = Array.from({ length: choices }, () =>
+      wantLogprobs ? { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] } : null,
+    );
     this.finish = new Array(choices).fill('stop');
     this.usage = new UsageTotals(n);
   }
 
   add(event: ChoiceEvent): void {
     if (event.type === 'text-delta') {
+      const logprobs = this.logprobs[event.index];
+      if (event.logprobs && logprobs) {
+        const part = completionLogprobs(event.logprobs, this.texts[event.index].length);
+        logprobs.tokens.push(...part.tokens);
+        logprobs.token_logprobs.push(...part.token_logprobs);
+        logprobs.top_logprobs.push(...part.top_logprobs);
+        logprobs.text_offset.push(...part.text_offset);
+      }
       this.texts[event.index] += event.text;
-      if (event.logprobs) this.logprobs[event.index]?.push(...event.logprobs);
     } else if (event.type === 'end') {
       this.finish[event.index] = event.finishReason;
       this.usage.add(event.index, event.usage);
@@ -57,7 +67,7 @@ export class CompletionCollector {
       choices: this.texts.map((text, index) => ({
         index,
         text,
-        logprobs: this.logprobs[index] ? completionLogprobs(this.logprobs[index]!, 0) : null,
+        logprobs: this.logprobs[index],
         finish_reason: this.finish[index],
       })),
       usage: usageToWire(this.usage),
