@@ -79,7 +79,12 @@ export type EngineEvent =
   | { type: 'prompt-processed'; promptTokens: number; cachedTokens: number }
   /** New output text (may be empty when held-back bytes are pending); logprobs when requested. */
   | { type: 'text-delta'; text: string; logprobs: TokenLogprob[] | null }
-  | { type: 'end'; finishReason: FinishReason; usage: Usage };
+  /**
+   * Generation is over. Every generation that started ends with this event, also when it was cut short:
+   * then `finishReason` is `cancelled`, `error` says why (the client's abort, the deadline, a failure), and `usage`
+   * counts what was computed, so it can be billed.
+   */
+  | { type: 'end'; finishReason: FinishReason | 'cancelled'; usage: Usage; error?: unknown };
 
 export interface ModelInfo {
   id: string;

@@ -7,14 +7,18 @@ export type ChoiceEvent = EngineEvent & { index: number };
 
 /**
  * Runs every choice of a request (each prompt times n) on the engine at once and yields their events as they come,
- * tagged with the choice index. If one choice fails, the others are aborted and the error is thrown.
+ * tagged with the choice index. If one choice fails, the others are aborted; every `end` event (with the usage of
+ * what was computed) is still yielded, then the error is thrown.
  */
 export async function* runChoices(engine: Engine, request: InferenceRequest, signal: AbortSignal): AsyncGenerator<ChoiceEvent> {
   const total = request.prompts.length * request.n;
   if (total === 1) {
+    let failure: unknown = null;
     for await (const event of engine.generate({ ...request.generation, prompt: request.prompts[0] }, signal)) {
+      if (event.type === 'end' && event.error !== undefined) failure = event.error;
       yield { ...event, index: 0 };
     }
+    if (failure !== null) throw failure;
     return;
   }
   const controller = new AbortController();
@@ -36,6 +40,10 @@ export async function* runChoices(engine: Engine, request: InferenceRequest, sig
     void (async () => {
       try {
         for await (const event of engine.generate(generation, controller.signal)) {
+          if (event.type === 'end' && event.error !== undefined && !failure) {
+            failure = { error: event.error };
+            controller.abort();
+          }
           queue.push({ ...event, index });
           notify();
         }
@@ -54,8 +62,10 @@ export async function* runChoices(engine: Engine, request: InferenceRequest, sig
         yield queue.shift()!;
         continue;
       }
-      if (failure) throw (failure as { error: unknown }).error;
-      if (running === 0) return;
+      if (running === 0) {
+        if (failure) throw (failure as { error: unknown }).error;
+        return;
+      }
       await new Promise<void>((resolve) => (wake = resolve));
     }
   } finally {

@@ -172,36 +172,53 @@ export class LlamaModelRunner {
     let previousToken = prompt.tokens[prompt.tokens.length - 1];
     let finishReason: FinishReason = 'stop';
     let stopped = false;
-    for await (const item of iterator) {
-      if (completionTokens === 0) {
-        yield { type: 'prompt-processed', promptTokens: prompt.tokens.length, cachedTokens };
+    /** Why generation ended early: the client's abort, the deadline, or an engine failure. */
+    let interruption: unknown = null;
+    try {
+      for await (const item of iterator) {
+        if (completionTokens === 0) {
+          yield { type: 'prompt-processed', promptTokens: prompt.tokens.length, cachedTokens };
+        }
+        const token = typeof item === 'number' ? item : item.token;
+        completionTokens++;
+        if (signal.aborted) {
+          interruption = new AbortedError();
+          break;
+        }
+        plan.observe(token);
+        if (stopTokens.has(token)) {
+          stopped = true;
+          break;
+        }
+        const match = stopMatcher.push(decoder.push(token));
+        const logprobs =
+          topLogprobs === null || typeof item === 'number'
+            ? null
+            : [this.logprobOf(token, previousToken, item.probabilities, topLogprobs)];
+        previousToken = token;
+        if (match.emit.length > 0 || logprobs !== null) yield { type: 'text-delta', text: match.emit, logprobs };
+        if (match.stopped) {
+          stopped = true;
+          break;
+        }
+        if (completionTokens >= maxTokens) {
+          finishReason = 'length';
+          break;
+        }
+        if (Date.now() > request.deadline) {
+          interruption = new TokenmillError('timeout', 'request_timeout', 'The request exceeded its deadline.');
+          break;
+        }
       }
-      if (signal.aborted) throw new AbortedError();
-      const token = typeof item === 'number' ? item : item.token;
-      completionTokens++;
-      plan.observe(token);
-      if (stopTokens.has(token)) {
-        stopped = true;
-        break;
-      }
-      const match = stopMatcher.push(decoder.push(token));
-      const logprobs =
-        topLogprobs === null || typeof item === 'number'
-          ? null
-          : [this.logprobOf(token, previousToken, item.probabilities, topLogprobs)];
-      previousToken = token;
-      if (match.emit.length > 0 || logprobs !== null) yield { type: 'text-delta', text: match.emit, logprobs };
-      if (match.stopped) {
-        stopped = true;
-        break;
-      }
-      if (completionTokens >= maxTokens) {
-        finishReason = 'length';
-        break;
-      }
-      if (Date.now() > request.deadline) {
-        throw new TokenmillError('timeout', 'request_timeout', 'The request exceeded its deadline.');
-      }
+    } catch (error) {
+      // Nothing was generated: the request failed before it started, and there is nothing to account for.
+      if (completionTokens === 0) throw error;
+      interruption = error;
+    }
+    const usage = { promptTokens: prompt.tokens.length, cachedTokens, completionTokens };
+    if (interruption !== null) {
+      yield { type: 'end', finishReason: 'cancelled', usage, error: interruption };
+      return;
     }
     if (completionTokens === 0) {
       yield { type: 'prompt-processed', promptTokens: prompt.tokens.length, cachedTokens };
@@ -211,11 +228,7 @@ export class LlamaModelRunner {
       const tail = rest.stopped ? rest.emit : rest.emit + stopMatcher.flush();
       if (tail.length > 0) yield { type: 'text-delta', text: tail, logprobs: null };
     }
-    yield {
-      type: 'end',
-      finishReason,
-      usage: { promptTokens: prompt.tokens.length, cachedTokens, completionTokens },
-    };
+    yield { type: 'end', finishReason, usage };
   }
 
   async embed(inputs: Array<string | number[]>, signal: AbortSignal): Promise<{ vectors: number[][]; promptTokens: number }> {

@@ -50,6 +50,7 @@ export class ChatCompletionCollector {
         if (event.logprobs) this.logprobs[event.index]?.push(...event.logprobs);
         break;
       case 'end':
+        if (event.finishReason === 'cancelled') break;
         this.finish[event.index] = event.finishReason;
         this.usage.add(event.index, event.usage);
         break;
@@ -96,6 +97,7 @@ export class ChatChunkEncoder {
       case 'text-delta':
         return this.chunk(event.index, { content: event.text }, event.logprobs ? chatLogprobs(event.logprobs) : null, null);
       case 'end':
+        if (event.finishReason === 'cancelled') return null;
         this.usage.add(event.index, event.usage);
         return this.chunk(event.index, {}, null, event.finishReason);
     }

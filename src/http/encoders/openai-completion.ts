@@ -51,7 +51,7 @@ export class CompletionCollector {
         logprobs.text_offset.push(...part.text_offset);
       }
       this.texts[event.index] += event.text;
-    } else if (event.type === 'end') {
+    } else if (event.type === 'end' && event.finishReason !== 'cancelled') {
       this.finish[event.index] = event.finishReason;
       this.usage.add(event.index, event.usage);
     }
@@ -99,6 +99,7 @@ export class CompletionChunkEncoder {
         return this.chunk([{ index: event.index, text: event.text, logprobs, finish_reason: null }]);
       }
       case 'end':
+        if (event.finishReason === 'cancelled') return null;
         this.usage.add(event.index, event.usage);
         return this.chunk([{ index: event.index, text: '', logprobs: null, finish_reason: event.finishReason }]);
     }
