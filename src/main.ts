@@ -1,33 +1,68 @@
 import type { FastifyInstance } from 'fastify';
 import type { TokenmillConfig } from './config/schema.js';
+import { AccountService } from './core/accounts/account-service.js';
+import { Authenticator } from './core/accounts/authenticator.js';
+import { bootstrapAccounts, type BootstrapSecrets } from './core/accounts/bootstrap.js';
+import { toModelPrices, type ModelPrices } from './core/billing/prices.js';
+import { modelNotFound } from './core/errors.js';
+import { RequestGate } from './core/metering/request-gate.js';
+import { createRateLimiter } from './core/ratelimit/create-rate-limiter.js';
+import type { RateLimiter } from './core/ratelimit/rate-limiter.js';
 import { LlamaEngine } from './engine/llama/llama-engine.js';
-import { createApp } from './http/app.js';
+import { createApp, type AuthServices } from './http/app.js';
 import { RequestLifecycle } from './http/request-lifecycle.js';
+import { openStore } from './store/database.js';
+import type { Store } from './store/store.js';
 
 export interface RunningServer {
   app: FastifyInstance;
   engine: LlamaEngine;
+  /** null when auth is disabled. */
+  store: Store | null;
   /** The bound address, e.g. http://127.0.0.1:8080. */
   url: string;
+  /** Secrets created by this start (the first start of a data directory); shown once. */
+  secrets: BootstrapSecrets;
   /** Graceful shutdown: refuse new work, let in-flight requests finish within the grace period, then abort them. */
   shutdown(): Promise<void>;
 }
 
+/** Re-reading `last_used_at` more often than this is not worth a write per request. */
+const TOUCH_INTERVAL_SECONDS = 60;
+
 /**
- * The composition root: config -> engine -> app -> listen. The server listens before the models are loaded, so
- * `/health` answers at once and `/ready` says when the models are in.
+ * The composition root: config -> store, limiter, engine -> app -> listen. The server listens before the models are
+ * loaded, so `/health` answers at once and `/ready` says when the models are in.
  */
 export async function startServer(config: TokenmillConfig): Promise<RunningServer> {
   const lifecycle = new RequestLifecycle();
+  const nowSeconds = () => Math.floor(Date.now() / 1000);
+  const services = config.auth.enabled ? await openAuthServices(config, nowSeconds) : null;
   let engineLog: ((level: 'warn' | 'error', message: string) => void) | undefined;
   const engine = new LlamaEngine({ models: config.models, log: (level, message) => engineLog?.(level, message) });
-  const app = createApp({ config, engine, lifecycle, now: Date.now, logger: { level: config.server.log_level } });
+  const app = createApp({
+    config,
+    engine,
+    auth: services?.auth ?? null,
+    lifecycle,
+    now: Date.now,
+    logger: {
+      level: config.server.log_level,
+      redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]'], censor: '[redacted]' },
+    },
+  });
   engineLog = (level, message) => app.log[level]({ source: 'llama.cpp' }, message);
-  const address = await app.listen({ host: config.server.host, port: config.server.port });
+  const closeServices = async () => {
+    await services?.limiter.close();
+    await services?.store.close();
+  };
+  let address: string;
   try {
+    address = await app.listen({ host: config.server.host, port: config.server.port });
     await engine.start();
   } catch (error) {
     await app.close();
+    await closeServices();
     throw error;
   }
   app.log.info({ url: address, models: engine.models().map((model) => model.id) }, 'Tokenmill is ready');
@@ -48,8 +83,47 @@ export async function startServer(config: TokenmillConfig): Promise<RunningServe
       await closed;
       clearTimeout(forced);
       await engine.close();
+      await closeServices();
     })();
     return shuttingDown;
   };
-  return { app, engine, url: address, shutdown };
+  const secrets = services?.secrets ?? { adminKey: null, demoKey: null, demoAccountId: null };
+  return { app, engine, store: services?.store ?? null, url: address, secrets, shutdown };
+}
+
+async function openAuthServices(
+  config: TokenmillConfig,
+  nowSeconds: () => number,
+): Promise<{ auth: AuthServices; store: Store; limiter: RateLimiter; secrets: BootstrapSecrets }> {
+  const store = await openStore({ databaseUrl: config.storage.database_url, dataDir: config.storage.data_dir });
+  await store.migrate();
+  const limiter = createRateLimiter({ redisUrl: config.storage.redis_url });
+  const accounts = new AccountService(store, nowSeconds);
+  const secrets = await bootstrapAccounts(store, accounts, config.auth);
+  // Holds older than the longest a request may run were left by a crashed process.
+  await store.releaseStale(nowSeconds() - Math.ceil(config.server.request_timeout_ms / 1000) - 60);
+  const authenticator = new Authenticator(store, nowSeconds);
+  await authenticator.load();
+  const prices = new Map<string, ModelPrices>(config.models.map((model) => [model.id, toModelPrices(model.prices)]));
+  const gate = new RequestGate({
+    store,
+    limiter,
+    prices: (model) => {
+      const found = prices.get(model);
+      if (!found) throw modelNotFound(model);
+      return found;
+    },
+    now: Date.now,
+  });
+  const auth: AuthServices = {
+    authenticator,
+    gate,
+    accounts,
+    touchKey(keyId, lastUsedAt) {
+      const now = nowSeconds();
+      if (lastUsedAt !== null && now - lastUsedAt < TOUCH_INTERVAL_SECONDS) return;
+      void store.touchKey(keyId, now).catch(() => {});
+    },
+  };
+  return { auth, store, limiter, secrets };
 }

@@ -9,6 +9,18 @@ function integer(value: string): number {
   return number;
 }
 
+/** Secrets made at the first start are shown once, on stdout, never through the logger. */
+function printSecrets(secrets: { adminKey: string | null; demoKey: string | null; demoAccountId: string | null }, url: string): void {
+  const lines: string[] = [];
+  if (secrets.adminKey) lines.push(`Admin key (shown once; set TOKENMILL_ADMIN_KEY to choose your own): ${secrets.adminKey}`);
+  if (secrets.demoKey) {
+    lines.push(`Demo account ${secrets.demoAccountId} with a demo API key (shown once): ${secrets.demoKey}`);
+    lines.push(`Try: curl ${url}/v1/chat/completions -H "Authorization: Bearer ${secrets.demoKey}" \\`);
+    lines.push(`       -H 'content-type: application/json' -d '{"model":"stories-260k","messages":[{"role":"user","content":"Hi"}],"max_tokens":20}'`);
+  }
+  if (lines.length > 0) process.stdout.write(`\n${lines.join('\n')}\n\n`);
+}
+
 export function buildCli(): Command {
   const program = new Command();
   program.name('tokenmill').description('An inference provider in a box: OpenAI-compatible API over llama.cpp.');
@@ -52,6 +64,7 @@ export function buildCli(): Command {
         throw error;
       }
       const server = await startServer(config);
+      printSecrets(server.secrets, server.url);
       const stop = (signal: string) => {
         server.app.log.info({ signal }, 'shutting down');
         server.shutdown().then(

@@ -98,6 +98,18 @@ function applyEnvironment(raw: RawCatalog, env: NodeJS.ProcessEnv): void {
   if (env.HOST) server.host = env.HOST;
   if (env.TOKENMILL_LOG_LEVEL) server.log_level = env.TOKENMILL_LOG_LEVEL;
   raw.server = server;
+  const storage: Record<string, unknown> = { ...((raw.storage as Record<string, unknown> | undefined) ?? {}) };
+  if (env.TOKENMILL_DATA_DIR) storage.data_dir = env.TOKENMILL_DATA_DIR;
+  if (env.DATABASE_URL) storage.database_url = env.DATABASE_URL;
+  if (env.REDIS_URL) storage.redis_url = env.REDIS_URL;
+  raw.storage = storage;
+  const auth: Record<string, unknown> = { ...((raw.auth as Record<string, unknown> | undefined) ?? {}) };
+  if (env.TOKENMILL_ADMIN_KEY) auth.admin_key = env.TOKENMILL_ADMIN_KEY;
+  if (env.TOKENMILL_AUTH) {
+    if (!['on', 'off'].includes(env.TOKENMILL_AUTH)) throw new ConfigError(`TOKENMILL_AUTH must be 'on' or 'off'`);
+    auth.enabled = env.TOKENMILL_AUTH === 'on';
+  }
+  raw.auth = auth;
 }
 
 function applyOverrides(raw: RawCatalog, overrides: NonNullable<ConfigSources['overrides']>): void {

@@ -59,9 +59,35 @@ export const serverSchema = z
   })
   .strict();
 
+export const storageSchema = z
+  .object({
+    /** Directory of the SQLite file (and, later, uploaded files). */
+    data_dir: z.string().default('./data'),
+    /** postgres://... switches the store to PostgreSQL; null keeps SQLite. */
+    database_url: z.string().nullable().default(null),
+    /** redis://... shares rate limits across instances; null keeps them in memory. */
+    redis_url: z.string().nullable().default(null),
+  })
+  .strict();
+
+export const authSchema = z
+  .object({
+    /** false: no keys, no limits, no billing (anyone may call; for local use and overhead benchmarks). */
+    enabled: z.boolean().default(true),
+    /** The admin key (from TOKENMILL_ADMIN_KEY). null: generated and printed at the first start, stored hashed. */
+    admin_key: z.string().min(16).nullable().default(null),
+    /** Create a `default` account with credits and a demo key at the first start, and print the key. */
+    bootstrap_demo_account: z.boolean().default(true),
+    /** Credits of the demo account, USD. */
+    demo_credits_usd: z.number().nonnegative().default(10),
+  })
+  .strict();
+
 export const configFileSchema = z
   .object({
     server: serverSchema.default(serverSchema.parse({})),
+    storage: storageSchema.default(storageSchema.parse({})),
+    auth: authSchema.default(authSchema.parse({})),
     models: z.array(modelSchema).min(1),
   })
   .strict();
@@ -69,6 +95,8 @@ export const configFileSchema = z
 export type PricesConfig = z.infer<typeof pricesSchema>;
 export type ModelConfig = z.infer<typeof modelSchema>;
 export type ServerConfig = z.infer<typeof serverSchema>;
+export type StorageConfig = z.infer<typeof storageSchema>;
+export type AuthConfig = z.infer<typeof authSchema>;
 export type TokenmillConfig = z.infer<typeof configFileSchema>;
 
 /** Environment variables read once at start-up, with their doc line (listed by `--help` and the README). */
@@ -81,4 +109,9 @@ export const environmentVariables = {
   TOKENMILL_SHUTDOWN_GRACE_MS: 'how long in-flight requests may finish after SIGTERM, ms (default 30000)',
   TOKENMILL_SSE_PING_INTERVAL_MS: 'interval of SSE keep-alive comments while a stream waits, ms (default 5000)',
   TOKENMILL_BODY_LIMIT_BYTES: 'largest accepted request body, bytes (default 4194304)',
+  TOKENMILL_DATA_DIR: 'directory of the SQLite database (default ./data)',
+  DATABASE_URL: 'postgres://... to store accounts, keys and usage in PostgreSQL instead of SQLite',
+  REDIS_URL: 'redis://... to share rate limits between instances (default: in memory)',
+  TOKENMILL_ADMIN_KEY: 'the admin API key (default: generated at the first start, printed once, stored hashed)',
+  TOKENMILL_AUTH: 'set to "off" to accept any key with no limits and no billing (default on)',
 } as const;

@@ -3,6 +3,9 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import type { TokenmillConfig } from '../config/schema.js';
 import { AbortedError, TokenmillError } from '../core/errors.js';
 import type { Engine } from '../engine/engine.js';
+import type { AccountService } from '../core/accounts/account-service.js';
+import type { Authenticator } from '../core/accounts/authenticator.js';
+import type { RequestGate } from '../core/metering/request-gate.js';
 import { mapError } from './errors.js';
 import type { RequestLifecycle } from './request-lifecycle.js';
 import { registerHealth } from './routes/health.js';
@@ -11,11 +14,23 @@ import { registerChatCompletions } from './routes/openai/chat-completions.js';
 import { registerCompletions } from './routes/openai/completions.js';
 import { registerEmbeddings } from './routes/openai/embeddings.js';
 import { registerModels } from './routes/openai/models.js';
+import { registerAdminAccounts } from './routes/admin/accounts.js';
+import { registerUsage } from './routes/usage.js';
+
+/** Accounts, keys, limits and billing; absent when `auth.enabled` is false. */
+export interface AuthServices {
+  authenticator: Authenticator;
+  gate: RequestGate;
+  accounts: AccountService;
+  /** Records that a key was used (throttled; never delays the request). */
+  touchKey(keyId: string, lastUsedAt: number | null): void;
+}
 
 /** Everything the HTTP layer needs, built by the composition root (main.ts) or by a test. */
 export interface AppDependencies {
   config: TokenmillConfig;
   engine: Engine;
+  auth: AuthServices | null;
   lifecycle: RequestLifecycle;
   /** ms since epoch. */
   now: () => number;
@@ -89,5 +104,7 @@ export function createApp(deps: AppDependencies): FastifyInstance {
   registerCompletions(app, deps);
   registerEmbeddings(app, deps);
   registerTokenize(app, deps);
+  registerAdminAccounts(app, deps);
+  registerUsage(app, deps);
   return app;
 }

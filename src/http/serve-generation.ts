@@ -1,7 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AbortedError } from '../core/errors.js';
 import type { InferenceRequest } from '../core/inference/inference-request.js';
+import { planAdmission } from '../core/inference/plan-admission.js';
 import { runChoices, type ChoiceEvent } from '../core/inference/run-choices.js';
+import type { Ticket } from '../core/metering/request-gate.js';
+import { UsageMeter } from '../core/metering/usage-meter.js';
+import { formatRateLimitHeaders } from '../core/ratelimit/headers.js';
 import type { AppDependencies } from './app.js';
 import { mapError } from './errors.js';
 import { SseWriter } from './sse.js';
@@ -15,9 +19,9 @@ export interface GenerationEncoders<Result> {
 }
 
 /**
- * Runs a chat or completion request on the engine and answers with one JSON body or an SSE stream.
- * The client's disconnect aborts generation; errors before the stream starts are plain HTTP errors,
- * errors after it are an SSE `error` payload followed by the end of the stream.
+ * Admits a chat or completion request (rate limits, funds), runs it on the engine, answers with one JSON body or
+ * an SSE stream, and settles what was computed. The client's disconnect aborts generation (and what was generated
+ * is billed); errors before the stream starts are plain HTTP errors, after it an SSE error payload.
  */
 export async function serveGeneration<Result>(
   deps: AppDependencies,
@@ -25,22 +29,33 @@ export async function serveGeneration<Result>(
   reply: FastifyReply,
   inference: InferenceRequest,
   encoders: GenerationEncoders<Result>,
+  endpoint: string,
 ): Promise<void> {
+  const arrivedAt = performance.now();
+  const ticket = await admit(deps, request, inference, endpoint);
+  const rateHeaders = ticket ? formatRateLimitHeaders(ticket.headers) : {};
   const controller = new AbortController();
   const untrack = deps.lifecycle.track(controller);
   const onClose = () => {
     if (!reply.raw.writableFinished) controller.abort();
   };
   reply.raw.on('close', onClose);
+  const meter = new UsageMeter(inference.n, arrivedAt);
+  let failure: unknown = null;
   try {
-    const events = runChoices(deps.engine, inference, controller.signal);
+    const events = metered(runChoices(deps.engine, inference, controller.signal), meter);
     if (!inference.stream) {
-      for await (const event of events) encoders.collector.add(event);
-      await reply.send(encoders.collector.result());
+      try {
+        for await (const event of events) encoders.collector.add(event);
+      } catch (error) {
+        failure = error;
+        throw error;
+      }
+      await reply.headers(rateHeaders).send(encoders.collector.result());
       return;
     }
     reply.hijack();
-    const writer = new SseWriter(reply.raw, { 'x-request-id': String(request.id) });
+    const writer = new SseWriter(reply.raw, { 'x-request-id': String(request.id), ...rateHeaders });
     await streamEvents({
       events: events[Symbol.asyncIterator](),
       writer,
@@ -56,6 +71,7 @@ export async function serveGeneration<Result>(
         writer.end();
       },
       fail(error, started) {
+        failure = error;
         if (error instanceof AbortedError || controller.signal.aborted) {
           writer.end();
           return;
@@ -65,6 +81,7 @@ export async function serveGeneration<Result>(
         if (!started && writer.writable) {
           reply.raw.writeHead(mapped.status, {
             ...mapped.headers,
+            ...rateHeaders,
             'content-type': 'application/json; charset=utf-8',
             'x-request-id': String(request.id),
           });
@@ -78,5 +95,22 @@ export async function serveGeneration<Result>(
   } finally {
     reply.raw.off('close', onClose);
     untrack();
+    await ticket?.settle(meter.outcome(failure, controller.signal.aborted)).catch((error: unknown) => {
+      request.log.error({ err: error, requestId: request.id }, 'settling usage failed');
+    });
+  }
+}
+
+/** Rate limits and funds, when accounts are enabled. */
+async function admit(deps: AppDependencies, request: FastifyRequest, inference: InferenceRequest, endpoint: string): Promise<Ticket | null> {
+  if (!deps.auth || request.principal.kind !== 'key') return null;
+  const plan = await planAdmission(deps.engine, inference);
+  return deps.auth.gate.admit(request.principal, { requestId: String(request.id), model: inference.model, endpoint, ...plan });
+}
+
+async function* metered(events: AsyncIterable<ChoiceEvent>, meter: UsageMeter): AsyncGenerator<ChoiceEvent> {
+  for await (const event of events) {
+    meter.observe(event);
+    yield event;
   }
 }

@@ -143,4 +143,6 @@ export interface Store {
   getSetting(key: string): Promise<string | null>;
   /** Sets the value only if the key has none; returns the value now stored. */
   setSettingIfAbsent(key: string, value: string): Promise<string>;
+  /** Sets the value, replacing any. */
+  setSetting(key: string, value: string): Promise<void>;
 }

@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { loadConfig, packageRoot } from '../../src/config/load-config.js';
@@ -21,6 +23,10 @@ export interface TestServer {
 export interface TestServerOptions {
   server?: Record<string, unknown>;
   models?: Array<Record<string, unknown>>;
+  /** Default: disabled (tests of the API surface); tests of accounts pass `{enabled: true, ...}`. */
+  auth?: Record<string, unknown>;
+  /** Default: SQLite in a fresh temporary directory. */
+  storage?: Record<string, unknown>;
 }
 
 /** The bundled catalog as a test config, on a free port, silent; `models` entries get the schema's defaults. */
@@ -28,6 +34,8 @@ export function testConfig(options: TestServerOptions = {}): TokenmillConfig {
   const base = loadConfig({ env: {} });
   const raw = {
     server: { ...base.server, port: 0, log_level: 'silent', ...(options.server ?? {}) },
+    storage: { data_dir: mkdtempSync(path.join(tmpdir(), 'tokenmill-test-')), ...(options.storage ?? {}) },
+    auth: { enabled: false, ...(options.auth ?? {}) },
     models: options.models ?? base.models.map((model) => ({ ...model, prices: { ...model.prices } })),
   };
   return configFileSchema.parse(raw);
@@ -46,7 +54,13 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
 export async function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string; output: () => string }> {
   const cli = path.join(packageRoot, 'bin', 'tokenmill.js');
   const child = spawn(process.execPath, [cli, 'serve', '--port', '0', ...args], {
-    env: { ...process.env, TOKENMILL_LOG_LEVEL: 'info', ...env },
+    env: {
+      ...process.env,
+      TOKENMILL_LOG_LEVEL: 'info',
+      TOKENMILL_AUTH: 'off',
+      TOKENMILL_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'tokenmill-cli-')),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

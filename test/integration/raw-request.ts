@@ -9,10 +9,16 @@ export interface RawResponse {
  * Sends a request with fetch, for what the official client cannot send (malformed bodies, llama-server routes).
  * `body`: a string is sent as is; anything else as JSON; undefined sends no body.
  */
-export async function rawRequest(baseUrl: string, method: string, path: string, body?: unknown): Promise<RawResponse> {
+export async function rawRequest(
+  baseUrl: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<RawResponse> {
   const response = await fetch(`${baseUrl}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     signal: AbortSignal.timeout(60_000),
   });

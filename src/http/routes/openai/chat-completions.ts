@@ -4,18 +4,18 @@ import { chatCompletionRequestSchema } from '../../../protocol/openai/chat-compl
 import type { AppDependencies } from '../../app.js';
 import { ChatChunkEncoder, ChatCompletionCollector } from '../../encoders/openai-chat.js';
 import { parseBody } from '../../parse-body.js';
-import { requireModel } from '../../require-model.js';
+import { authenticate, requireModelAccess } from '../../authenticate.js';
 import { serveGeneration } from '../../serve-generation.js';
 
 export function registerChatCompletions(app: FastifyInstance, deps: AppDependencies): void {
-  app.post('/v1/chat/completions', async (request, reply) => {
+  app.post('/v1/chat/completions', { preHandler: authenticate(deps, 'inference') }, async (request, reply) => {
     const wire = parseBody(chatCompletionRequestSchema, request.body);
-    requireModel(deps, wire.model);
+    requireModelAccess(deps, request.principal, wire.model);
     const inference = translateChatRequest(wire, { now: deps.now(), requestTimeoutMs: deps.config.server.request_timeout_ms });
     const meta = { id: `chatcmpl-${request.id}`, created: Math.floor(deps.now() / 1000), model: wire.model };
     await serveGeneration(deps, request, reply, inference, {
       collector: new ChatCompletionCollector(meta, inference.n, inference.n, inference.generation.logprobs !== null),
       chunks: new ChatChunkEncoder(meta, inference.n, inference.includeUsage),
-    });
+    }, '/v1/chat/completions');
   });
 }

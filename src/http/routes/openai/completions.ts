@@ -4,13 +4,13 @@ import { completionRequestSchema } from '../../../protocol/openai/completions.js
 import type { AppDependencies } from '../../app.js';
 import { CompletionChunkEncoder, CompletionCollector } from '../../encoders/openai-completion.js';
 import { parseBody } from '../../parse-body.js';
-import { requireModel } from '../../require-model.js';
+import { authenticate, requireModelAccess } from '../../authenticate.js';
 import { serveGeneration } from '../../serve-generation.js';
 
 export function registerCompletions(app: FastifyInstance, deps: AppDependencies): void {
-  app.post('/v1/completions', async (request, reply) => {
+  app.post('/v1/completions', { preHandler: authenticate(deps, 'inference') }, async (request, reply) => {
     const wire = parseBody(completionRequestSchema, request.body);
-    requireModel(deps, wire.model);
+    requireModelAccess(deps, request.principal, wire.model);
     const inference = translateCompletionRequest(wire, {
       now: deps.now(),
       requestTimeoutMs: deps.config.server.request_timeout_ms,
@@ -20,6 +20,6 @@ export function registerCompletions(app: FastifyInstance, deps: AppDependencies)
     await serveGeneration(deps, request, reply, inference, {
       collector: new CompletionCollector(meta, choices, inference.n, inference.generation.logprobs !== null),
       chunks: new CompletionChunkEncoder(meta, choices, inference.n, inference.includeUsage),
-    });
+    }, '/v1/completions');
   });
 }

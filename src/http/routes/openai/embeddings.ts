@@ -3,12 +3,15 @@ import { invalidRequest } from '../../../core/errors.js';
 import { embeddingRequestSchema, type EmbeddingList } from '../../../protocol/openai/embeddings.js';
 import type { AppDependencies } from '../../app.js';
 import { parseBody } from '../../parse-body.js';
-import { requireModel } from '../../require-model.js';
+import { authenticate, requireModelAccess } from '../../authenticate.js';
+import { formatRateLimitHeaders } from '../../../core/ratelimit/headers.js';
+import { UsageMeter } from '../../../core/metering/usage-meter.js';
 
 export function registerEmbeddings(app: FastifyInstance, deps: AppDependencies): void {
-  app.post('/v1/embeddings', async (request, reply) => {
+  app.post('/v1/embeddings', { preHandler: authenticate(deps, 'inference') }, async (request, reply) => {
+    const arrivedAt = performance.now();
     const wire = parseBody(embeddingRequestSchema, request.body);
-    requireModel(deps, wire.model);
+    requireModelAccess(deps, request.principal, wire.model);
     if (wire.dimensions !== null && wire.dimensions !== undefined) {
       throw invalidRequest('dimensions is not supported by this model.', 'dimensions', 'unsupported_parameter');
     }
@@ -18,6 +21,18 @@ export function registerEmbeddings(app: FastifyInstance, deps: AppDependencies):
         : typeof wire.input[0] === 'number'
           ? [wire.input as number[]]
           : (wire.input as Array<string | number[]>);
+    const ticket =
+      deps.auth && request.principal.kind === 'key'
+        ? await deps.auth.gate.admit(request.principal, {
+            requestId: String(request.id),
+            model: wire.model,
+            endpoint: '/v1/embeddings',
+            promptTokens: await countInputs(deps, wire.model, inputs),
+            maxCompletionTokens: 0,
+          })
+        : null;
+    let promptTokensUsed: number | null = null;
+    let failure: unknown = null;
     const controller = new AbortController();
     const untrack = deps.lifecycle.track(controller);
     const onClose = () => {
@@ -25,7 +40,11 @@ export function registerEmbeddings(app: FastifyInstance, deps: AppDependencies):
     };
     reply.raw.on('close', onClose);
     try {
-      const { vectors, promptTokens } = await deps.engine.embed(wire.model, inputs, controller.signal);
+      const { vectors, promptTokens } = await deps.engine.embed(wire.model, inputs, controller.signal).catch((error: unknown) => {
+        failure = error;
+        throw error;
+      });
+      promptTokensUsed = promptTokens;
       const base64 = wire.encoding_format === 'base64';
       const body: EmbeddingList = {
         object: 'list',
@@ -37,10 +56,24 @@ export function registerEmbeddings(app: FastifyInstance, deps: AppDependencies):
         model: wire.model,
         usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
       };
-      return reply.send(body);
+      return reply.headers(ticket ? formatRateLimitHeaders(ticket.headers) : {}).send(body);
     } finally {
       reply.raw.off('close', onClose);
       untrack();
+      if (ticket) {
+        const outcome = new UsageMeter(1, arrivedAt).outcome(failure, controller.signal.aborted);
+        outcome.usage = promptTokensUsed === null ? null : { promptTokens: promptTokensUsed, cachedTokens: 0, completionTokens: 0 };
+        await ticket.settle(outcome).catch((error: unknown) => request.log.error({ err: error }, 'settling usage failed'));
+      }
     }
   });
+}
+
+/** Tokens the inputs will take, for the reservation (strings are tokenized as `embed` does, with BOS). */
+async function countInputs(deps: AppDependencies, model: string, inputs: Array<string | number[]>): Promise<number> {
+  let total = 0;
+  for (const input of inputs) {
+    total += typeof input === 'string' ? await deps.engine.countPromptTokens(model, { kind: 'text', text: input }) : input.length;
+  }
+  return total;
 }

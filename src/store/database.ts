@@ -1,0 +1,47 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { ImmediateSqliteDialect } from './immediate-sqlite-dialect.js';
+import { KyselyStore } from './kysely-store.js';
+import { postgresDialect, sqliteDialect } from './sql-dialect.js';
+import type { Store } from './store.js';
+import type { Tables } from './tables.js';
+
+/** How long a SQLite write waits for another process's write lock before failing with SQLITE_BUSY, ms. */
+const SQLITE_BUSY_TIMEOUT_MS = 5000;
+/** PostgreSQL connections per process. */
+const POSTGRES_POOL_SIZE = 10;
+
+/**
+ * Opens the store: PostgreSQL when `databaseUrl` is set (postgres:// or postgresql://; libpq-style query parameters
+ * such as `?options=-c%20search_path%3Dmy_schema` pass through to pg), else the SQLite file
+ * `<dataDir>/tokenmill.db` (the directory is created). Does not migrate: call `store.migrate()`.
+ */
+export async function openStore(options: { databaseUrl: string | null; dataDir: string }): Promise<Store> {
+  if (options.databaseUrl !== null) return openPostgres(options.databaseUrl);
+  await mkdir(options.dataDir, { recursive: true });
+  const database = new BetterSqlite3(join(options.dataDir, 'tokenmill.db'));
+  try {
+    database.pragma('journal_mode = WAL');
+    database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    database.pragma('foreign_keys = ON');
+  } catch (error) {
+    database.close();
+    throw error;
+  }
+  return new KyselyStore(new Kysely<Tables>({ dialect: new ImmediateSqliteDialect({ database }) }), sqliteDialect);
+}
+
+function openPostgres(databaseUrl: string): Store {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(databaseUrl)?.[1]?.toLowerCase();
+  if (scheme !== 'postgres' && scheme !== 'postgresql') {
+    throw new Error(`database URL must start with postgres:// or postgresql://, got ${scheme ?? 'no scheme'}`);
+  }
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: POSTGRES_POOL_SIZE });
+  // An idle connection that the server drops emits 'error' on the pool; unhandled, that would kill the process.
+  // The pool discards that connection and opens a new one on the next query, whose own errors reach the caller.
+  pool.on('error', () => {});
+  return new KyselyStore(new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) }), postgresDialect);
+}

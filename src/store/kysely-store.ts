@@ -1,0 +1,124 @@
+import { Migrator, type Kysely } from 'kysely';
+import { allMigrations } from './migrations/all-migrations.js';
+import { AccountsRepository } from './repositories/accounts-repository.js';
+import { KeysRepository } from './repositories/keys-repository.js';
+import { ReservationsRepository } from './repositories/reservations-repository.js';
+import { SettingsRepository } from './repositories/settings-repository.js';
+import { UsageRepository } from './repositories/usage-repository.js';
+import type { SqlDialect } from './sql-dialect.js';
+import type {
+  Account,
+  ApiKey,
+  NewApiKey,
+  ReservationRequest,
+  ReservationResult,
+  Store,
+  UsageGroupBy,
+  UsageRecord,
+  UsageSummaryRow,
+} from './store.js';
+import type { Tables } from './tables.js';
+
+/** The Store on Kysely, one implementation for SQLite and PostgreSQL; the repositories hold the queries. */
+export class KyselyStore implements Store {
+  readonly #db: Kysely<Tables>;
+  readonly #dialect: SqlDialect;
+  readonly #accounts: AccountsRepository;
+  readonly #keys: KeysRepository;
+  readonly #reservations: ReservationsRepository;
+  readonly #usage: UsageRepository;
+  readonly #settings: SettingsRepository;
+
+  constructor(db: Kysely<Tables>, dialect: SqlDialect) {
+    this.#db = db;
+    this.#dialect = dialect;
+    this.#accounts = new AccountsRepository(db);
+    this.#keys = new KeysRepository(db);
+    this.#reservations = new ReservationsRepository(db);
+    this.#usage = new UsageRepository(db, dialect);
+    this.#settings = new SettingsRepository(db);
+  }
+
+  /**
+   * Kysely's Migrator: PostgreSQL runs it under an advisory lock in one transaction (two instances at once: one
+   * applies, the other then finds nothing pending); SQLite in one BEGIN IMMEDIATE transaction (see ImmediateSqliteDialect).
+   */
+  async migrate(): Promise<void> {
+    const migrator = new Migrator({
+      db: this.#db,
+      provider: { getMigrations: async () => ({ ...allMigrations }) },
+      migrationTableSchema: await this.#dialect.migrationTableSchema(this.#db),
+    });
+    const { error } = await migrator.migrateToLatest();
+    if (error !== undefined) throw error instanceof Error ? error : new Error(`migration failed: ${String(error)}`);
+  }
+
+  close(): Promise<void> {
+    return this.#db.destroy();
+  }
+
+  createAccount(input: { name: string; now: number }): Promise<Account> {
+    return this.#accounts.create(input);
+  }
+  getAccount(id: string): Promise<Account | null> {
+    return this.#accounts.get(id);
+  }
+  listAccounts(): Promise<Account[]> {
+    return this.#accounts.list();
+  }
+  addCredits(input: { accountId: string; amountMicros: number; note: string | null; now: number }): Promise<Account | null> {
+    return this.#accounts.addCredits(input);
+  }
+
+  createKey(input: NewApiKey & { now: number }): Promise<ApiKey> {
+    return this.#keys.create(input);
+  }
+  getKey(id: string): Promise<ApiKey | null> {
+    return this.#keys.get(id);
+  }
+  findKeyByHash(secretHash: string): Promise<ApiKey | null> {
+    return this.#keys.findByHash(secretHash);
+  }
+  listKeys(accountId: string): Promise<ApiKey[]> {
+    return this.#keys.list(accountId);
+  }
+  revokeKey(id: string, now: number): Promise<boolean> {
+    return this.#keys.revoke(id, now);
+  }
+  touchKey(id: string, now: number): Promise<void> {
+    return this.#keys.touch(id, now);
+  }
+
+  reserve(request: ReservationRequest): Promise<ReservationResult> {
+    return this.#reservations.reserve(request);
+  }
+  settle(record: UsageRecord): Promise<void> {
+    return this.#reservations.settle(record);
+  }
+  async release(requestId: string): Promise<void> {
+    await this.#reservations.release(requestId);
+  }
+  releaseStale(before: number): Promise<number> {
+    return this.#reservations.releaseStale(before);
+  }
+
+  usageSummary(query: { accountId: string | null; start: number; end: number; groupBy: UsageGroupBy }): Promise<UsageSummaryRow[]> {
+    return this.#usage.summary(query);
+  }
+  listUsage(query: { accountId: string | null; limit: number; after: string | null }): Promise<{ records: UsageRecord[]; hasMore: boolean }> {
+    return this.#usage.list(query);
+  }
+  ledgerTotals(accountId: string): Promise<{ creditsMicros: number; usageMicros: number }> {
+    return this.#usage.ledgerTotals(accountId);
+  }
+
+  getSetting(key: string): Promise<string | null> {
+    return this.#settings.get(key);
+  }
+  setSettingIfAbsent(key: string, value: string): Promise<string> {
+    return this.#settings.setIfAbsent(key, value);
+  }
+  setSetting(key: string, value: string): Promise<void> {
+    return this.#settings.set(key, value);
+  }
+}

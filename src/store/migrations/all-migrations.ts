@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely';
+import { initialMigration } from './0001-initial.js';
+
+/**
+ * Every migration, by name; Kysely's Migrator applies them in name order and never reorders applied ones. Add a new
+ * file with the next number; never edit one that has shipped.
+ */
+export const allMigrations: Readonly<Record<string, Migration>> = {
+  '0001-initial': initialMigration,
+};

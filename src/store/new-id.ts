@@ -1,0 +1,6 @@
+import { randomBytes } from 'node:crypto';
+
+/** A random id such as `acct_3f9c…`: the prefix names the kind, then 96 random bits in hex. */
+export function newId(prefix: 'acct' | 'key' | 'led'): string {
+  return `${prefix}_${randomBytes(12).toString('hex')}`;
+}

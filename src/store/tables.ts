@@ -1,0 +1,99 @@
+import type { ColumnType } from 'kysely';
+import type { AccountStatus } from './store.js';
+
+/**
+ * Kysely's view of the schema (see migrations/). Column names are SQL snake_case. Money is integer micro-USD in
+ * `*_micros` BIGINT columns; times are unix seconds in BIGINT columns.
+ */
+
+/** A BIGINT: written as a number, read as a string (pg) or a number (SQLite); read it through `toSafeInteger`. */
+export type BigIntColumn = ColumnType<string | number, number, number>;
+export type NullableBigIntColumn = ColumnType<string | number | null, number | null, number | null>;
+
+export interface AccountsTable {
+  /** `acct_<hex>`. */
+  id: string;
+  name: string;
+  status: AccountStatus;
+  /** Credits minus settled usage minus open reservations; CHECK >= 0. */
+  balance_micros: BigIntColumn;
+  created_at: BigIntColumn;
+}
+
+export interface ApiKeysTable {
+  /** `key_<hex>`. */
+  id: string;
+  account_id: string;
+  name: string;
+  prefix: string;
+  /** sha256 hex of the secret; unique. */
+  secret_hash: string;
+  created_at: BigIntColumn;
+  last_used_at: NullableBigIntColumn;
+  expires_at: NullableBigIntColumn;
+  revoked_at: NullableBigIntColumn;
+  /** JSON array of model ids, or null for all models. */
+  models: string | null;
+  rpm: number | null;
+  tpm: number | null;
+  max_concurrency: number | null;
+  spend_limit_micros: NullableBigIntColumn;
+  /** Settled usage plus open reservations made with this key. */
+  spent_micros: BigIntColumn;
+}
+
+export type LedgerKind = 'credit' | 'usage';
+
+export interface LedgerEntriesTable {
+  /** `led_<hex>`. */
+  id: string;
+  account_id: string;
+  /** Signed: credits positive (or negative for a manual debit), usage is minus the cost. */
+  amount_micros: BigIntColumn;
+  kind: LedgerKind;
+  /** The request a usage entry settles; null for credits. */
+  request_id: string | null;
+  note: string | null;
+  created_at: BigIntColumn;
+}
+
+export interface UsageRecordsTable {
+  /** The request id. */
+  id: string;
+  created_at: BigIntColumn;
+  account_id: string;
+  key_id: string | null;
+  model: string;
+  endpoint: string;
+  status: string;
+  prompt_tokens: number;
+  cached_tokens: number;
+  completion_tokens: number;
+  cost_micros: BigIntColumn;
+  latency_ms: number;
+  ttft_ms: number | null;
+  batch_id: string | null;
+}
+
+export interface ReservationsTable {
+  request_id: string;
+  account_id: string;
+  key_id: string | null;
+  /** The hold, already taken off the account balance and added to the key's spent. */
+  amount_micros: BigIntColumn;
+  created_at: BigIntColumn;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+export interface Tables {
+  accounts: AccountsTable;
+  api_keys: ApiKeysTable;
+  ledger_entries: LedgerEntriesTable;
+  usage_records: UsageRecordsTable;
+  reservations: ReservationsTable;
+  settings: SettingsTable;
+}
