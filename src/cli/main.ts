@@ -2,6 +2,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config/load-config.js';
 import { environmentVariables } from '../config/schema.js';
 import { startServer } from '../main.js';
+import { CliError } from './admin-client.js';
+import { addAdminCommands } from './admin-commands.js';
 
 function integer(value: string): number {
   const number = Number(value);
@@ -78,7 +80,16 @@ export function buildCli(): Command {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
     });
+  addAdminCommands(program);
   return program;
 }
 
-await buildCli().parseAsync(process.argv);
+try {
+  await buildCli().parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CliError || error instanceof InvalidArgumentError) {
+    process.stderr.write(`tokenmill: ${error.message}\n`);
+    process.exit(1);
+  }
+  throw error;
+}
