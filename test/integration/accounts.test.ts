@@ -6,6 +6,16 @@ import { rawRequest } from './raw-request.js';
 
 const ADMIN_KEY = 'tm-admin-test-key-0123456789abcdef';
 
+/** Usage is settled right after each response is sent: poll until `count` records are visible. */
+async function usageRecords(url: string, path: string, key: string, count: number) {
+  let response = await rawRequest(url, 'GET', path, undefined, { authorization: `Bearer ${key}` });
+  for (let attempt = 0; attempt < 50 && response.body.data.length < count; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    response = await rawRequest(url, 'GET', path, undefined, { authorization: `Bearer ${key}` });
+  }
+  return response;
+}
+
 describe('accounts, keys, billing and limits (SQLite, memory limiter)', () => {
   let server: TestServer;
   const admin = (method: string, path: string, body?: unknown) =>
@@ -113,7 +123,7 @@ describe('accounts, keys, billing and limits (SQLite, memory limiter)', () => {
       .chat.completions.create({ model: STORIES, messages: [{ role: 'user', content: 'Tell me a story' }], max_tokens: 12 })
       .withResponse();
     const requestId = response.headers.get('x-request-id')!;
-    const records = await rawRequest(server.url, 'GET', '/v1/usage/requests', undefined, { authorization: `Bearer ${key.key}` });
+    const records = await usageRecords(server.url, '/v1/usage/requests', key.key, 1);
     assert.equal(records.status, 200);
     assert.equal(records.body.data.length, 1);
     const record = records.body.data[0];
@@ -154,12 +164,7 @@ describe('accounts, keys, billing and limits (SQLite, memory limiter)', () => {
     } catch {
       // aborted
     }
-    let records;
-    for (let attempt = 0; attempt < 50; attempt++) {
-      records = await rawRequest(server.url, 'GET', '/v1/usage/requests', undefined, headers);
-      if (records.body.data.length > 0) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    const records = await usageRecords(server.url, '/v1/usage/requests', key.key, 1);
     assert.equal(records!.body.data.length, 1, 'only the streamed request is recorded');
     const record = records!.body.data[0];
     assert.equal(record.status, 'cancelled');
@@ -182,8 +187,8 @@ describe('accounts, keys, billing and limits (SQLite, memory limiter)', () => {
     ).length;
     assert.equal(succeeded + refused, 50, 'every request either ran or got 402');
     assert.ok(succeeded >= 5 && succeeded <= 20, `succeeded ${succeeded}`);
+    const usage = await usageRecords(server.url, `/v1/usage/requests?account_id=${account.id}&limit=1000`, ADMIN_KEY, succeeded);
     const balance = (await admin('GET', `/v1/admin/accounts/${account.id}`)).body.balance_micros;
-    const usage = await admin('GET', `/v1/usage/requests?account_id=${account.id}&limit=1000`);
     const spent = usage.body.data.reduce((sum: number, record: { cost_micros: number }) => sum + record.cost_micros, 0);
     assert.equal(usage.body.data.length, succeeded);
     assert.ok(balance >= 0);
@@ -221,7 +226,7 @@ describe('accounts, keys, billing and limits (SQLite, memory limiter)', () => {
       authorization: `Bearer ${second.key.key}`,
     });
     assert.equal(other.status, 403);
-    const byAdmin = await admin('GET', `/v1/usage/requests?account_id=${first.account.id}`);
+    const byAdmin = await usageRecords(server.url, `/v1/usage/requests?account_id=${first.account.id}`, ADMIN_KEY, 1);
     assert.equal(byAdmin.body.data.length, 1);
   });
 });
