@@ -17,7 +17,7 @@ function describeStoreContract(backend: StoreBackend, skip: string | false): voi
     before(async () => {
       options = await backend.prepare();
       store = await openStore(options);
-      await store.migrate();
+      await backend.whileMigrating(() => (store ?? assertUnreachable('store')).migrate());
     });
     after(async () => {
       await store?.close();

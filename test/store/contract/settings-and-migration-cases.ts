@@ -39,12 +39,15 @@ export function settingsAndMigrationCases(context: StoreContext): void {
   });
 
   test('migrate is idempotent and safe from several processes at once', async () => {
-    await context.store().migrate();
-    const options = await context.backend.prepare();
-    await Promise.all([migrateInChildProcess(options), migrateInChildProcess(options), migrateInChildProcess(options)]);
+    const backend = context.backend;
+    await backend.whileMigrating(() => context.store().migrate());
+    const options = await backend.prepare();
+    await backend.whileMigrating(() =>
+      Promise.all([migrateInChildProcess(options), migrateInChildProcess(options), migrateInChildProcess(options)]),
+    );
     const store = await openStore(options);
     try {
-      await store.migrate();
+      await backend.whileMigrating(() => store.migrate());
       const account = await store.createAccount({ name: 'after concurrent migrations', now: 1 });
       assert.deepEqual(await store.listAccounts(), [account]);
     } finally {
