@@ -5,8 +5,8 @@
  *   node dist/bench/ceiling.js --model PATH --concurrency 1,4,8,16 --requests 8,8,16,32 \
  *     [--sequences 16] [--threads 1] [--context-size 2048] [--max-tokens 128] [--prompt-tokens 100] [--temperature 0.7]
  *
- * Like the server: one context with `sequences` sequences; at concurrency C, C workers each own one sequence and run
- * requests back to back (closed loop): clear the sequence, evaluate a unique prompt, take `maxTokens` tokens.
+ * Like the server: one context with `sequences` sequences; at concurrency C, C sequences run requests in waves (see
+ * runLevel): clear the sequence, evaluate a unique prompt, take `maxTokens` tokens.
  * Unlike the server, end-of-generation tokens are yielded and generation goes on (`yieldEogToken`), where the server
  * bans them with a token bias (`ignore_eos`): the ceiling pays for no bias.
  */
@@ -100,7 +100,13 @@ async function main(): Promise<void> {
   await model.dispose();
 }
 
-/** Closed loop over the given sequences (one worker each) until `requests` requests are done. */
+/**
+ * `requests` requests over the given sequences, in waves: each sequence runs one request, then all wait for the
+ * slowest. Requests are all alike (same prompt length, same output length), so the waves of a closed loop would end
+ * together anyway; the barrier keeps them so. Without it, one sequence out of step has to erase its state while the
+ * others generate, and node-llama-cpp makes that erase wait until they all stop (bench/probes/erase-wait.ts): the
+ * ceiling would measure that library stall instead of the best the library can do.
+ */
 async function runLevel(
   model: LlamaModel,
   sequences: LlamaContextSequence[],
@@ -108,18 +114,18 @@ async function runLevel(
   options: CeilingOptions,
 ): Promise<CeilingLevel> {
   const timings: GenerationTiming[] = [];
-  let next = 0;
-  const worker = async (sequence: LlamaContextSequence): Promise<void> => {
-    while (next < requests) {
-      next++;
-      const prompt = promptTokens(model, options.promptTokens);
-      timings.push(await generate(sequence, prompt, options.maxTokens, evaluateOptions(options.temperature)));
-    }
-  };
   const started = performance.now();
   const cpuBefore = ownCpuMs();
   const busyBefore = machineBusyMs();
-  await Promise.all(sequences.map(worker));
+  for (let done = 0; done < requests; done += sequences.length) {
+    const wave = sequences.slice(0, Math.min(sequences.length, requests - done));
+    const prompts = wave.map(() => promptTokens(model, options.promptTokens));
+    timings.push(
+      ...(await Promise.all(
+        wave.map((sequence, index) => generate(sequence, prompts[index], options.maxTokens, evaluateOptions(options.temperature))),
+      )),
+    );
+  }
   const wallMs = performance.now() - started;
   const cpuMs = ownCpuMs() - cpuBefore;
   const busyAfter = machineBusyMs();

@@ -13,9 +13,12 @@ export function randomId(): string {
   return randomBytes(6).toString('hex');
 }
 
-/** `words` random words after a unique id: the unique-prompt workload's text. */
+/**
+ * A unique id, then `words` random words: the unique-prompt workload's text. The id comes first, so that a prompt
+ * shares no tokens with any other beyond what a chat template puts before it.
+ */
 export function uniquePromptText(words: number): string {
-  const parts = [`request ${randomId()}:`];
+  const parts = [`${randomId()}:`];
   for (let index = 0; index < words; index++) parts.push(WORDS[randomInt(WORDS.length)]);
   return parts.join(' ');
 }

@@ -30,7 +30,7 @@ export const TTFT_GOAL_MS = 2;
 export function formatModelTable(report: ModelReport): string {
   const header = [
     'C', 'server tok/s', 'ceiling tok/s', 'server/ceiling', 'req/s', 'TTFT p50 ms', 'TTFT p99 ms',
-    'ceiling TTFT p50 ms', 'ITL p50 ms', 'ITL p99 ms', 'ceiling ITL p50 ms', 'requests', 'errors',
+    'ceiling TTFT p50 ms', 'ceiling TTFT p99 ms', 'ITL p50 ms', 'ITL p99 ms', 'ceiling ITL p50 ms', 'requests', 'errors',
   ];
   const rows = report.server.map((server) => {
     const ceiling = ceilingLevel(report.ceiling, server.concurrency);
@@ -43,6 +43,7 @@ export function formatModelTable(report: ModelReport): string {
       fixed(server.ttftMs.p50, 1),
       fixed(server.ttftMs.p99, 1),
       ceiling ? fixed(ceiling.ttftMs.p50, 1) : '-',
+      ceiling ? fixed(ceiling.ttftMs.p99, 1) : '-',
       fixed(server.interTokenMs.p50, 2),
       fixed(server.interTokenMs.p99, 2),
       ceiling ? fixed(ceiling.interTokenMs.p50, 2) : '-',

@@ -106,6 +106,8 @@ async function measureServer(model: BenchModel, options: BenchOptions): Promise<
       log: (line) => log(`${model.name}: ${line}`),
     });
     return result.levels;
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\nserver log (last lines):\n${server.logTail()}`);
   } finally {
     await server.stop();
   }

@@ -29,6 +29,8 @@ export interface TokenmillServer {
   baseUrl: string;
   /** CPU time the server process has used so far (all threads), ms; null where /proc is missing. */
   cpuMs(): number | null;
+  /** The last few KB the server wrote to stdout and stderr, to explain a failure. */
+  logTail(): string;
   /** SIGTERM (SIGKILL after 5 s), then removes the temporary catalog. */
   stop(): Promise<void>;
 }
@@ -63,7 +65,12 @@ export async function startTokenmill(options: TokenmillServerOptions): Promise<T
     throw new Error(`${(error as Error).message}\nserver stdout:\n${stdout}\nserver stderr:\n${stderr}`);
   }
   const pid = child.pid;
-  return { baseUrl, stop, cpuMs: () => (pid === undefined ? null : processCpuMs(pid)) };
+  return {
+    baseUrl,
+    stop,
+    cpuMs: () => (pid === undefined ? null : processCpuMs(pid)),
+    logTail: () => `stdout:\n${stdout}\nstderr:\n${stderr}`,
+  };
 }
 
 /**
