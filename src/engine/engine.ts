@@ -12,8 +12,49 @@ export interface ChatMessage {
   toolCalls?: Array<{ id: string; name: string; arguments: string }>;
 }
 
+/** A JSON value, as JSON.parse returns it. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** A function the model may call. */
+export interface ToolDefinition {
+  /** 1..64 letters, digits, `_` or `-`. */
+  name: string;
+  description: string | null;
+  /** JSON Schema of the arguments object; null: the function takes no arguments (`{}`). */
+  parameters: JsonValue | null;
+  /** Where the definition came from (`tools[2].function`), for error messages. */
+  param: string;
+}
+
+/** Which tool calls a tool-calling answer may hold. */
+export type ToolChoice = 'auto' | 'required' | { name: string };
+
+/**
+ * A constraint on the output: every generated token must keep the output a prefix of the constraint's language, so
+ * an output that ends normally (not cut by `maxTokens`) is always in it. `param` names the request field the
+ * constraint came from, for error messages. With a constraint, end-of-generation is allowed only where the language
+ * allows the output to end, and forced there; `minTokens` and `ignoreEos` do not apply.
+ */
+export type OutputConstraint =
+  /** Exactly one JSON object. */
+  | { kind: 'json-object' }
+  /** One JSON value that validates against the schema (the engine refuses keywords it cannot enforce). */
+  | { kind: 'json-schema'; schema: JsonValue; param: string }
+  /** A GBNF grammar (llama.cpp's format) whose `root` rule is the whole output. */
+  | { kind: 'gbnf'; grammar: string; param: string }
+  /** A regular expression (ECMAScript syntax) that the whole output matches. */
+  | { kind: 'regex'; pattern: string; param: string }
+  /** Exactly one of the strings. */
+  | { kind: 'choice'; choices: string[]; param: string }
+  /**
+   * Tool calls of the prompt's tools, in the model family's format. `auto`: the model may answer in text instead
+   * (constrained by `text` when set); `required` or a named tool: the output is always one or more valid calls.
+   */
+  | { kind: 'tool-calls'; choice: ToolChoice; parallel: boolean; text: Exclude<OutputConstraint, { kind: 'tool-calls' | 'gbnf' }> | null };
+
 export type Prompt =
-  | { kind: 'chat'; messages: ChatMessage[] }
+  /** `tools`: functions described to the model (rendered into the prompt by the model family's tool-call format). */
+  | { kind: 'chat'; messages: ChatMessage[]; tools?: ToolDefinition[] }
   | { kind: 'text'; text: string }
   | { kind: 'tokens'; tokens: number[] };
 
@@ -53,6 +94,8 @@ export interface GenerateRequest {
   priority: number;
   /** Absolute time (ms since epoch) after which the request fails with a timeout. */
   deadline: number;
+  /** null: free text. */
+  constraint: OutputConstraint | null;
 }
 
 export interface TokenLogprob {
@@ -63,7 +106,8 @@ export interface TokenLogprob {
   top: Array<{ token: string; logprob: number; bytes: number[] }>;
 }
 
-export type FinishReason = 'stop' | 'length';
+/** `tool_calls`: the output ended normally and holds tool calls. */
+export type FinishReason = 'stop' | 'length' | 'tool_calls';
 
 export interface Usage {
   /** Tokens of the prompt. */
@@ -79,6 +123,11 @@ export type EngineEvent =
   | { type: 'prompt-processed'; promptTokens: number; cachedTokens: number }
   /** New output text (may be empty when held-back bytes are pending); logprobs when requested. */
   | { type: 'text-delta'; text: string; logprobs: TokenLogprob[] | null }
+  /**
+   * A piece of tool call number `call` (0, 1, ...): its first delta carries `id` and `name` (and maybe the first
+   * arguments text), later ones only more of `arguments`, a JSON text that is complete once generation ends normally.
+   */
+  | { type: 'tool-call-delta'; call: number; id?: string; name?: string; arguments: string }
   /**
    * Generation is over. Every generation that started ends with this event, also when it was cut short:
    * then `finishReason` is `cancelled`, `error` says why (the client's abort, the deadline, a failure), and `usage`

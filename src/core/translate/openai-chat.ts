@@ -2,22 +2,14 @@ import type { ChatMessage } from '../../engine/engine.js';
 import type { ChatCompletionRequest, ChatMessageWire } from '../../protocol/openai/chat-completions.js';
 import { invalidRequest } from '../errors.js';
 import type { InferenceRequest, TranslateContext } from '../inference/inference-request.js';
+import { resolveOutputConstraint } from './output-constraint.js';
 import { resolveSampling, resolveStop } from './sampling.js';
+import { resolveTools } from './tools.js';
 
 /** Interactive requests run before batch work. */
 export const INTERACTIVE_PRIORITY = 0;
 
 export function translateChatRequest(wire: ChatCompletionRequest, context: TranslateContext): InferenceRequest {
-  if (wire.response_format && wire.response_format.type !== 'text') {
-    throw invalidRequest(
-      `response_format type '${wire.response_format.type}' is not supported yet; use 'text'.`,
-      'response_format.type',
-      'unsupported_parameter',
-    );
-  }
-  if (wire.tools && wire.tools.length > 0) {
-    throw invalidRequest('Tool calling is not supported yet.', 'tools', 'unsupported_parameter');
-  }
   if (wire.top_logprobs !== null && wire.top_logprobs !== undefined && !wire.logprobs) {
     throw invalidRequest('top_logprobs requires logprobs to be true.', 'top_logprobs');
   }
@@ -30,9 +22,12 @@ export function translateChatRequest(wire: ChatCompletionRequest, context: Trans
   if (maxTokens !== null && minTokens > maxTokens) {
     throw invalidRequest('min_tokens must not exceed max_tokens.', 'min_tokens');
   }
+  const textConstraint = resolveOutputConstraint(wire);
+  const { tools, constraint: toolConstraint } = resolveTools(wire, textConstraint);
+  const messages = wire.messages.map(translateMessage);
   return {
     model: wire.model,
-    prompts: [{ kind: 'chat', messages: wire.messages.map(translateMessage) }],
+    prompts: [tools.length > 0 ? { kind: 'chat', messages, tools } : { kind: 'chat', messages }],
     n: wire.n ?? 1,
     generation: {
       model: wire.model,
@@ -45,6 +40,7 @@ export function translateChatRequest(wire: ChatCompletionRequest, context: Trans
       echo: false,
       priority: INTERACTIVE_PRIORITY,
       deadline: context.now + context.requestTimeoutMs,
+      constraint: toolConstraint ?? textConstraint,
     },
     stream,
     includeUsage: stream && (wire.stream_options?.include_usage ?? false),

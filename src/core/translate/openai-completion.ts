@@ -3,6 +3,7 @@ import type { CompletionRequest } from '../../protocol/openai/completions.js';
 import { invalidRequest } from '../errors.js';
 import type { InferenceRequest, TranslateContext } from '../inference/inference-request.js';
 import { INTERACTIVE_PRIORITY } from './openai-chat.js';
+import { resolveOutputConstraint } from './output-constraint.js';
 import { resolveSampling, resolveStop } from './sampling.js';
 
 /** OpenAI's legacy completions default to 16 output tokens (vLLM does the same). */
@@ -38,6 +39,7 @@ export function translateCompletionRequest(wire: CompletionRequest, context: Tra
       echo: wire.echo ?? false,
       priority: INTERACTIVE_PRIORITY,
       deadline: context.now + context.requestTimeoutMs,
+      constraint: resolveOutputConstraint(wire),
     },
     stream,
     includeUsage: stream && (wire.stream_options?.include_usage ?? false),

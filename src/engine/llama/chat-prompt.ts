@@ -7,7 +7,8 @@ import {
   type LlamaModel,
   type Token,
 } from 'node-llama-cpp';
-import type { ChatMessage } from '../engine.js';
+import type { ChatMessage, ToolDefinition } from '../engine.js';
+import type { ToolCallFormat } from './tool-calls/tool-call-format.js';
 
 /** A rendered chat: the prompt tokens and what ends the model's turn besides its end-of-generation tokens. */
 export interface RenderedChat {
@@ -26,8 +27,27 @@ export function createChatWrapper(model: LlamaModel, templateOverride: string | 
   return resolveChatWrapper(model);
 }
 
-export function renderChat(model: LlamaModel, wrapper: ChatWrapper, messages: readonly ChatMessage[]): RenderedChat {
-  const history: ChatHistoryItem[] = messages.map(toHistoryItem);
+/**
+ * Renders a conversation through the model's chat template. Tools are described in the system message, and past
+ * tool calls and results are written in the tool-call format's own syntax (templates without a tool role show a
+ * result as a user turn).
+ */
+export function renderChat(
+  model: LlamaModel,
+  wrapper: ChatWrapper,
+  messages: readonly ChatMessage[],
+  tools: readonly ToolDefinition[],
+  format: ToolCallFormat,
+): RenderedChat {
+  const callNames = new Map<string, string>();
+  for (const message of messages) for (const call of message.toolCalls ?? []) callNames.set(call.id, call.name);
+  const history: ChatHistoryItem[] = messages.map((message) => toHistoryItem(message, format, callNames));
+  if (tools.length > 0) {
+    const description = format.describeTools(tools);
+    const first = history[0];
+    if (first?.type === 'system') history[0] = { type: 'system', text: `${String(first.text)}\n\n${description}` };
+    else history.unshift({ type: 'system', text: description });
+  }
   history.push({ type: 'model', response: [] });
   const state = wrapper.generateContextState({ chatHistory: history });
   const tokens = state.contextText.tokenize(model.tokenizer);
@@ -46,16 +66,20 @@ export function renderChat(model: LlamaModel, wrapper: ChatWrapper, messages: re
   return { tokens, stopStrings, stopTokens };
 }
 
-function toHistoryItem(message: ChatMessage): ChatHistoryItem {
+function toHistoryItem(message: ChatMessage, format: ToolCallFormat, callNames: ReadonlyMap<string, string>): ChatHistoryItem {
   switch (message.role) {
     case 'system':
       return { type: 'system', text: message.content };
     case 'user':
       return { type: 'user', text: message.content };
-    case 'assistant':
-      return { type: 'model', response: [message.content] };
-    case 'tool':
-      // Until tool calling renders results in the model's own format, a tool result is shown as user text.
-      return { type: 'user', text: `Tool result${message.toolCallId ? ` (${message.toolCallId})` : ''}: ${message.content}` };
+    case 'assistant': {
+      const calls = message.toolCalls && message.toolCalls.length > 0 ? format.renderCalls(message.toolCalls) : '';
+      const text = [message.content, calls].filter((part) => part.length > 0).join('\n');
+      return { type: 'model', response: [text] };
+    }
+    case 'tool': {
+      const id = message.toolCallId ?? '';
+      return { type: 'user', text: format.renderResult(message.content, { id, name: callNames.get(id) ?? null }) };
+    }
   }
 }

@@ -1,21 +1,27 @@
-import type {
-  ChatWrapper,
-  Llama,
-  LlamaContext,
-  LlamaContextSequence,
-  LlamaEmbeddingContext,
-  LlamaModel,
-  Token,
+import {
+  LlamaGrammarEvaluationState,
+  type ChatWrapper,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaEmbeddingContext,
+  type LlamaGrammar,
+  type LlamaModel,
+  type Token,
 } from 'node-llama-cpp';
 import { AbortedError, contextLengthExceeded, invalidRequest, TokenmillError } from '../../core/errors.js';
 import type { ModelConfig } from '../../config/schema.js';
 import type { EngineEvent, FinishReason, GenerateRequest, ModelInfo, Prompt, TokenLogprob } from '../engine.js';
 import { createChatWrapper, renderChat } from './chat-prompt.js';
+import { GrammarCache } from './grammar/grammar-cache.js';
+import { TextOutputReader, type OutputReader } from './output-reader.js';
 import { planSampling } from './sampling-options.js';
 import { SlotScheduler } from './slot-scheduler.js';
-import { applyThreadSplit } from './thread-split.js';
+import { NativeContextHooks } from './native-context.js';
 import { StopMatcher } from './stop-matcher.js';
 import { TokenTextDecoder } from './token-text-decoder.js';
+import { selectToolCallFormat } from './tool-calls/select-tool-call-format.js';
+import type { ToolCallFormat } from './tool-calls/tool-call-format.js';
 
 /** One sequence of the model's context; its KV state is kept after a request for prefix reuse. */
 interface Slot {
@@ -45,11 +51,14 @@ export class LlamaModelRunner {
   readonly vocabularySize: number;
   private embeddingContext: Promise<LlamaEmbeddingContext> | undefined;
   private embeddingQueue: Promise<unknown> = Promise.resolve();
+  private readonly toolFormat: ToolCallFormat;
+  private readonly grammars: GrammarCache;
 
   private constructor(
     private readonly config: ModelConfig,
     private readonly model: LlamaModel,
     private readonly context: LlamaContext,
+    private readonly hooks: NativeContextHooks,
     private readonly chatWrapper: ChatWrapper,
     slots: Slot[],
   ) {
@@ -62,6 +71,8 @@ export class LlamaModelRunner {
     this.scheduler = new SlotScheduler(slots, config.max_queue);
     this.vocabularySize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
     this.eogTokens = findEogTokens(model, this.vocabularySize);
+    this.toolFormat = selectToolCallFormat(chatWrapper);
+    this.grammars = new GrammarCache(model.llama, this.toolFormat);
   }
 
   static async load(llama: Llama, config: ModelConfig): Promise<LlamaModelRunner> {
@@ -73,14 +84,12 @@ export class LlamaModelRunner {
       batchSize: Math.min(config.batch_size, contextSize * config.sequences),
       threads: config.threads,
     });
-    if (!applyThreadSplit(context, config.threads, config.batch_threads ?? config.threads)) {
-      throw new Error('batch_threads is not supported by this node-llama-cpp build; remove it from the config.');
-    }
+    const hooks = NativeContextHooks.attach(context, config.threads, config.batch_threads ?? config.threads);
     const slots: Slot[] = [];
     for (let index = 0; index < config.sequences; index++) {
       slots.push({ sequence: context.getSequence({ contextShift: { size: 0 } }), lastUsed: 0 });
     }
-    return new LlamaModelRunner(config, model, context, createChatWrapper(model, config.chat_template), slots);
+    return new LlamaModelRunner(config, model, context, hooks, createChatWrapper(model, config.chat_template), slots);
   }
 
   get queueDepth(): number {
@@ -133,6 +142,7 @@ export class LlamaModelRunner {
       );
     }
     const maxTokens = request.maxTokens ?? room;
+    const grammar = request.constraint === null ? null : await this.grammars.grammarFor(request.constraint, toolsOf(request.prompt));
 
     const slot = await this.scheduler.acquire({
       priority: request.priority,
@@ -142,7 +152,7 @@ export class LlamaModelRunner {
     });
     try {
       if (request.echo) yield { type: 'text-delta', text: echoText(request.prompt, this.model), logprobs: null };
-      yield* this.run(slot.sequence, prompt, request, maxTokens, signal);
+      yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, signal);
     } finally {
       slot.lastUsed = Date.now();
       this.scheduler.release(slot);
@@ -154,10 +164,16 @@ export class LlamaModelRunner {
     prompt: PreparedPrompt,
     request: GenerateRequest,
     maxTokens: number,
+    grammar: LlamaGrammar | null,
     signal: AbortSignal,
   ): AsyncGenerator<EngineEvent> {
-    const cachedTokens = await reusePrefix(sequence, prompt.tokens);
-    const plan = planSampling(this.model, this.eogTokens, request.sampling, prompt.tokens, request);
+    const cachedTokens = await reusePrefix(this.hooks, sequence, prompt.tokens);
+    // A grammar decides where the output may end (llama.cpp then allows only end-of-generation), so banning
+    // end-of-generation for min_tokens or ignore_eos, or any ban, could leave no token to sample.
+    const limits = grammar === null ? request : { minTokens: 0, ignoreEos: false, softBans: true };
+    const plan = planSampling(this.model, this.eogTokens, request.sampling, prompt.tokens, limits);
+    if (grammar !== null) plan.options.grammarEvaluationState = new LlamaGrammarEvaluationState({ model: this.model, grammar });
+    const reader = this.outputReader(request);
     const decoder = new TokenTextDecoder(this.model, prompt.tokens);
     const stopMatcher = new StopMatcher([...request.stop, ...prompt.stopStrings]);
     const stopTokens = new Set(prompt.stopTokens);
@@ -196,7 +212,7 @@ export class LlamaModelRunner {
             ? null
             : [this.logprobOf(token, previousToken, item.probabilities, topLogprobs)];
         previousToken = token;
-        if (match.emit.length > 0 || logprobs !== null) yield { type: 'text-delta', text: match.emit, logprobs };
+        yield* reader.push(match.emit, logprobs);
         if (match.stopped) {
           stopped = true;
           break;
@@ -226,9 +242,9 @@ export class LlamaModelRunner {
     if (!stopped) {
       const rest = stopMatcher.push(decoder.flush());
       const tail = rest.stopped ? rest.emit : rest.emit + stopMatcher.flush();
-      if (tail.length > 0) yield { type: 'text-delta', text: tail, logprobs: null };
+      if (tail.length > 0) yield* reader.push(tail, null);
     }
-    yield { type: 'end', finishReason, usage };
+    yield { type: 'end', finishReason: reader.finish(finishReason), usage };
   }
 
   async embed(inputs: Array<string | number[]>, signal: AbortSignal): Promise<{ vectors: number[][]; promptTokens: number }> {
@@ -278,7 +294,7 @@ export class LlamaModelRunner {
   private prepare(prompt: Prompt): PreparedPrompt {
     switch (prompt.kind) {
       case 'chat': {
-        const rendered = renderChat(this.model, this.chatWrapper, prompt.messages);
+        const rendered = renderChat(this.model, this.chatWrapper, prompt.messages, prompt.tools ?? [], this.toolFormat);
         return { ...rendered, param: 'messages' };
       }
       case 'text':
@@ -288,6 +304,13 @@ export class LlamaModelRunner {
         if (prompt.tokens.length === 0) throw invalidRequest('The prompt is empty.', 'prompt');
         return { tokens: prompt.tokens as Token[], stopStrings: [], stopTokens: [], param: 'prompt' };
     }
+  }
+
+  /** Tool calls are read by the model family's format; everything else is text. */
+  private outputReader(request: GenerateRequest): OutputReader {
+    const constraint = request.constraint;
+    if (constraint?.kind !== 'tool-calls') return new TextOutputReader();
+    return this.toolFormat.createReader(constraint.choice !== 'auto');
   }
 
   /** A token's text depends on its predecessor (SentencePiece's leading space), so both are detokenized together. */
@@ -310,12 +333,10 @@ export class LlamaModelRunner {
  * Keeps the longest prefix of the sequence's state that matches the prompt and erases the rest; at least the last
  * prompt token is always evaluated, since its logits start generation. Returns how many tokens were reused.
  */
-async function reusePrefix(sequence: LlamaContextSequence, tokens: readonly Token[]): Promise<number> {
+async function reusePrefix(hooks: NativeContextHooks, sequence: LlamaContextSequence, tokens: readonly Token[]): Promise<number> {
   const common = commonPrefixLength(sequence.contextTokens, tokens);
   const reuse = Math.min(common, tokens.length - 1);
-  if (sequence.nextTokenIndex > reuse) {
-    await sequence.eraseContextTokenRanges([{ start: reuse, end: sequence.nextTokenIndex }]);
-  }
+  await hooks.truncate(sequence, reuse);
   return reuse;
 }
 
@@ -343,6 +364,10 @@ function findEogTokens(model: LlamaModel, size: number): Token[] {
   const tokens: Token[] = [];
   for (let token = 0; token < size; token++) if (model.isEogToken(token as Token)) tokens.push(token as Token);
   return tokens;
+}
+
+function toolsOf(prompt: Prompt) {
+  return prompt.kind === 'chat' ? (prompt.tools ?? []) : [];
 }
 
 /** Completions' `echo`: the prompt as the client sent it (vLLM's behaviour), or its tokens' text. */

@@ -15,21 +15,25 @@ export interface SamplingPlan {
  * - `logit_bias` is additive on logits, as OpenAI defines it (llama.cpp's logit-bias sampler).
  * - End-of-generation tokens are banned while fewer than `minTokens` were generated, and always with `ignoreEos`.
  *   node-llama-cpp's public `TokenBias.set` refuses to bias EOG tokens, so the ban writes the bias map directly.
+ * - `softBans` (under a grammar): a -100 bias is a very large finite penalty instead of a ban, so a token stays
+ *   possible when the grammar allows nothing else; llama.cpp would otherwise sample a token the grammar refuses, and
+ *   node-llama-cpp fails outside any request (the process dies).
  */
 export function planSampling(
   model: LlamaModel,
   eogTokens: readonly Token[],
   sampling: SamplingParams,
   promptTokens: readonly Token[],
-  limits: { minTokens: number; ignoreEos: boolean },
+  limits: { minTokens: number; ignoreEos: boolean; softBans?: boolean },
 ): SamplingPlan {
   const recent: Token[] = promptTokens.slice(-PENALTY_WINDOW) as Token[];
   const penalties =
     sampling.repetitionPenalty !== 1 || sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
   let generated = 0;
 
-  const base = sampling.logitBias.size > 0 ? biasMap(model, sampling.logitBias, []) : undefined;
-  const banned = limits.ignoreEos || limits.minTokens > 0 ? biasMap(model, sampling.logitBias, eogTokens) : undefined;
+  const ban = limits.softBans ? SOFT_BAN : -Infinity;
+  const base = sampling.logitBias.size > 0 ? biasMap(model, sampling.logitBias, [], ban) : undefined;
+  const banned = limits.ignoreEos || limits.minTokens > 0 ? biasMap(model, sampling.logitBias, eogTokens, ban) : undefined;
   let tokenBias: SequenceEvaluateOptions['tokenBias'];
   if (limits.ignoreEos) tokenBias = banned;
   else if (banned) {
@@ -68,11 +72,14 @@ export function planSampling(
   };
 }
 
-function biasMap(model: LlamaModel, logitBias: ReadonlyMap<number, number>, banned: readonly Token[]): TokenBias {
+/** A logit penalty no competing token overcomes, yet finite (logits are tens at most). */
+const SOFT_BAN = -1e4;
+
+function biasMap(model: LlamaModel, logitBias: ReadonlyMap<number, number>, banned: readonly Token[], ban: number): TokenBias {
   const bias = new TokenBias(model.tokenizer);
   const entries = (bias as unknown as { _biases: Map<Token, number> })._biases;
-  for (const [token, value] of logitBias) entries.set(token as Token, value <= -100 ? -Infinity : value);
-  for (const token of banned) entries.set(token, -Infinity);
+  for (const [token, value] of logitBias) entries.set(token as Token, value <= -100 ? ban : value);
+  for (const token of banned) entries.set(token, ban);
   return bias;
 }
 

@@ -92,6 +92,7 @@ export class CompletionChunkEncoder {
   encode(event: ChoiceEvent): string | null {
     switch (event.type) {
       case 'prompt-processed':
+      case 'tool-call-delta':
         return null;
       case 'text-delta': {
         const logprobs = event.logprobs ? completionLogprobs(event.logprobs, this.offsets[event.index]) : null;

@@ -24,6 +24,35 @@ export const samplingFields = {
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
 } as const;
 
+/** A JSON Schema as clients send it: a JSON object (checked further by the engine, which enforces it). */
+export const jsonSchemaObject = z.record(z.string(), z.json());
+
+/** `response_format`: free text, any JSON object, or JSON that validates against a schema (chat and completions). */
+export const responseFormatSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('text') }),
+  z.object({ type: z.literal('json_object') }),
+  z.object({
+    type: z.literal('json_schema'),
+    json_schema: z.object({
+      name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'name must be 1 to 64 letters, digits, underscores or dashes'),
+      description: z.string().nullish(),
+      schema: jsonSchemaObject.nullish(),
+      strict: z.boolean().nullish(),
+    }),
+  }),
+]);
+
+/**
+ * Output constraints beyond OpenAI's: `grammar` (GBNF, as llama-server takes it), and vLLM's guided decoding
+ * `guided_regex` (the whole output matches) and `guided_choice` (the output is one of the strings).
+ */
+export const constraintFields = {
+  response_format: responseFormatSchema.nullish(),
+  grammar: z.string().min(1, 'grammar must not be empty').max(1 << 20).nullish(),
+  guided_regex: z.string().min(1, 'guided_regex must not be empty').max(1 << 16).nullish(),
+  guided_choice: z.array(z.string().min(1, 'choices must not be empty')).min(1).max(1024).nullish(),
+} as const;
+
 /** OpenAI's error body. */
 export interface OpenAIErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };

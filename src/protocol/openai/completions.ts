@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { samplingFields } from './common.js';
+import { constraintFields, samplingFields } from './common.js';
 import type { UsageWire } from './chat-completions.js';
 
 const tokenArray = z.array(z.number().int());
@@ -8,6 +8,7 @@ export const completionRequestSchema = z.object({
   model: z.string().min(1),
   prompt: z.union([z.string(), z.array(z.string()).min(1), tokenArray.min(1), z.array(tokenArray.min(1)).min(1)]),
   ...samplingFields,
+  ...constraintFields,
   echo: z.boolean().nullish(),
   suffix: z.string().nullish(),
   logprobs: z.number().int().min(0).max(5).nullish(),
