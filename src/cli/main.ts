@@ -66,6 +66,9 @@ export function buildCli(): Command {
         throw error;
       }
       const server = await startServer(config);
+      // A failure that escapes a request (e.g. inside node-llama-cpp's sampler) must not take every other request
+      // down with the process: log it; the request it belonged to still ends at its deadline.
+      process.on('unhandledRejection', (reason) => server.app.log.error({ err: reason }, 'unhandled rejection'));
       printSecrets(server.secrets, server.url);
       const stop = (signal: string) => {
         server.app.log.info({ signal }, 'shutting down');

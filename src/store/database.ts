@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, type SqliteDatabase } from 'kysely';
 import pg from 'pg';
 import { ImmediateSqliteDialect } from './immediate-sqlite-dialect.js';
 import { KyselyStore } from './kysely-store.js';
@@ -25,13 +25,40 @@ export async function openStore(options: { databaseUrl: string | null; dataDir: 
   const database = new BetterSqlite3(join(options.dataDir, 'tokenmill.db'));
   try {
     database.pragma('journal_mode = WAL');
+    // In WAL mode NORMAL never corrupts the database; a power loss (not a process crash) may lose the last commits.
+    // FULL would fsync on every reservation and settlement: about a millisecond per request on this disk.
+    database.pragma('synchronous = NORMAL');
     database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     database.pragma('foreign_keys = ON');
   } catch (error) {
     database.close();
     throw error;
   }
-  return new KyselyStore(new Kysely<Tables>({ dialect: new ImmediateSqliteDialect({ database }) }), sqliteDialect);
+  return new KyselyStore(new Kysely<Tables>({ dialect: new ImmediateSqliteDialect({ database: cachingStatements(database) }) }), sqliteDialect);
+}
+
+/** Statements kept per SQL text; Kysely's queries have a fixed set of shapes, so this stays small. */
+const STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * Kysely's SQLite driver prepares every query anew, which costs more than running it (tens of microseconds per
+ * statement on the request path). Statements are reusable and Kysely runs one query at a time on this one
+ * connection, so prepared statements are cached by their SQL text.
+ */
+function cachingStatements(database: BetterSqlite3.Database): SqliteDatabase {
+  const statements = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => database.close(),
+    prepare: (sql: string) => {
+      let statement = statements.get(sql);
+      if (statement === undefined) {
+        statement = database.prepare(sql);
+        if (statements.size >= STATEMENT_CACHE_SIZE) statements.delete(statements.keys().next().value!);
+        statements.set(sql, statement);
+      }
+      return statement as unknown as ReturnType<SqliteDatabase['prepare']>;
+    },
+  };
 }
 
 function openPostgres(databaseUrl: string): Store {

@@ -26,6 +26,7 @@ export class UsageMeter {
         this.started = true;
         break;
       case 'text-delta':
+      case 'tool-call-delta':
         this.firstTokenAt ??= performance.now();
         break;
       case 'end':
