@@ -6,6 +6,9 @@ import type { ServerResponse } from 'node:http';
  */
 export class SseWriter {
   private started = false;
+  /** Events queued since the last flush. */
+  private pending = '';
+  private flushScheduled = false;
 
   constructor(
     private readonly response: ServerResponse,
@@ -36,23 +39,43 @@ export class SseWriter {
   }
 
   data(payload: string): void {
-    this.start();
-    if (this.writable) this.response.write(`data: ${payload}\n\n`);
+    this.queue(`data: ${payload}\n\n`);
   }
 
   event(name: string, payload: string): void {
-    this.start();
-    if (this.writable) this.response.write(`event: ${name}\ndata: ${payload}\n\n`);
+    this.queue(`event: ${name}\ndata: ${payload}\n\n`);
   }
 
   /** A comment line: proxies see traffic, clients ignore it. */
   ping(): void {
-    this.start();
-    if (this.writable) this.response.write(': ping\n\n');
+    this.queue(': ping\n\n');
   }
 
   end(): void {
     this.start();
+    this.flush();
     if (this.writable) this.response.end();
+  }
+
+  /**
+   * Events go out two event-loop turns later, in one write. A token arrives just before node-llama-cpp dispatches
+   * the next decode step (on `setImmediate`); writing after that dispatch lets the socket write overlap the decode on
+   * llama.cpp's thread instead of delaying it (measured: +10-15% tokens/s on the 260K model, where the write costs
+   * about a tenth of a token). Nothing is held longer than those two turns, so tokens still stream as generated.
+   */
+  private queue(text: string): void {
+    this.start();
+    this.pending += text;
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => setImmediate(() => this.flush()));
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0) return;
+    const text = this.pending;
+    this.pending = '';
+    if (this.writable) this.response.write(text);
   }
 }
