@@ -94,6 +94,12 @@ export interface GenerateRequest {
   priority: number;
   /** Absolute time (ms since epoch) after which the request fails with a timeout. */
   deadline: number;
+  /**
+   * Computed prompt prefixes are reused only between requests of the same scope (Tokenmill passes the account id,
+   * so one tenant's prompts never speed up, and so never leak through the timing of, another's). null: the shared
+   * scope of unauthenticated use.
+   */
+  cacheScope: string | null;
   /** null: free text. */
   constraint: OutputConstraint | null;
 }

@@ -229,4 +229,21 @@ describe('accounts, keys, billing and limits (SQLite, memory limiter)', () => {
     const byAdmin = await usageRecords(server.url, `/v1/usage/requests?account_id=${first.account.id}`, ADMIN_KEY, 1);
     assert.equal(byAdmin.body.data.length, 1);
   });
+
+  test('prompt-cache isolation: a prefix computed for one account is reused for it, never for another', async () => {
+    const first = await newAccount(1);
+    const second = await newAccount(1);
+    const messages = [
+      { role: 'system' as const, content: `Shared system prompt ${Math.random()}: ${'Once upon a time there was a cat. '.repeat(12)}` },
+      { role: 'user' as const, content: 'Tell me a story.' },
+    ];
+    const ask = (key: string) =>
+      client(key).chat.completions.create({ model: STORIES, messages, max_tokens: 4, temperature: 0 });
+    const cold = await ask(first.key.key);
+    const warm = await ask(first.key.key);
+    assert.ok(warm.usage!.prompt_tokens_details!.cached_tokens! > cold.usage!.prompt_tokens / 2, 'the same account hits its cache');
+    const other = await ask(second.key.key);
+    assert.equal(other.usage!.prompt_tokens_details!.cached_tokens, 0, 'another account gets no hit');
+    assert.equal(other.choices[0].message.content, warm.choices[0].message.content, 'greedy output is identical with and without a hit');
+  });
 });

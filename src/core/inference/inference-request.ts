@@ -22,4 +22,6 @@ export interface TranslateContext {
   now: number;
   /** The server's deadline for a request, ms. */
   requestTimeoutMs: number;
+  /** Prompt-cache scope of the caller (the account id; null without accounts). */
+  cacheScope: string | null;
 }

@@ -40,6 +40,7 @@ export function translateChatRequest(wire: ChatCompletionRequest, context: Trans
       echo: false,
       priority: INTERACTIVE_PRIORITY,
       deadline: context.now + context.requestTimeoutMs,
+      cacheScope: context.cacheScope,
       constraint: toolConstraint ?? textConstraint,
     },
     stream,

@@ -39,6 +39,7 @@ export function translateCompletionRequest(wire: CompletionRequest, context: Tra
       echo: wire.echo ?? false,
       priority: INTERACTIVE_PRIORITY,
       deadline: context.now + context.requestTimeoutMs,
+      cacheScope: context.cacheScope,
       constraint: resolveOutputConstraint(wire),
     },
     stream,

@@ -28,6 +28,8 @@ interface Slot {
   sequence: LlamaContextSequence;
   /** ms since epoch of the last release; least recent is evicted first. */
   lastUsed: number;
+  /** The cache scope of the request that computed the sequence's state (see GenerateRequest.cacheScope). */
+  scope: string | null;
 }
 
 interface PreparedPrompt {
@@ -87,7 +89,7 @@ export class LlamaModelRunner {
     const hooks = NativeContextHooks.attach(context, config.threads, config.batch_threads ?? config.threads);
     const slots: Slot[] = [];
     for (let index = 0; index < config.sequences; index++) {
-      slots.push({ sequence: context.getSequence({ contextShift: { size: 0 } }), lastUsed: 0 });
+      slots.push({ sequence: context.getSequence({ contextShift: { size: 0 } }), lastUsed: 0, scope: null });
     }
     return new LlamaModelRunner(config, model, context, hooks, createChatWrapper(model, config.chat_template), slots);
   }
@@ -148,11 +150,14 @@ export class LlamaModelRunner {
       priority: request.priority,
       deadline: request.deadline,
       signal,
-      choose: (free) => longestPrefixSlot(free, prompt.tokens),
+      choose: (free) => longestPrefixSlot(free, prompt.tokens, request.cacheScope),
     });
+    // A state computed in another scope is never reused: it is dropped before this request's prompt goes in.
+    const reusable = slot.scope === request.cacheScope;
+    slot.scope = request.cacheScope;
     try {
       if (request.echo) yield { type: 'text-delta', text: echoText(request.prompt, this.model), logprobs: null };
-      yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, signal);
+      yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, reusable, signal);
     } finally {
       slot.lastUsed = Date.now();
       this.scheduler.release(slot);
@@ -165,9 +170,10 @@ export class LlamaModelRunner {
     request: GenerateRequest,
     maxTokens: number,
     grammar: LlamaGrammar | null,
+    reusable: boolean,
     signal: AbortSignal,
   ): AsyncGenerator<EngineEvent> {
-    const cachedTokens = await reusePrefix(this.hooks, sequence, prompt.tokens);
+    const cachedTokens = await reusePrefix(this.hooks, sequence, reusable ? prompt.tokens : []);
     // A grammar decides where the output may end (llama.cpp then allows only end-of-generation), so banning
     // end-of-generation for min_tokens or ignore_eos, or any ban, could leave no token to sample.
     const limits = grammar === null ? request : { minTokens: 0, ignoreEos: false, softBans: true };
@@ -335,16 +341,17 @@ export class LlamaModelRunner {
  */
 async function reusePrefix(hooks: NativeContextHooks, sequence: LlamaContextSequence, tokens: readonly Token[]): Promise<number> {
   const common = commonPrefixLength(sequence.contextTokens, tokens);
-  const reuse = Math.min(common, tokens.length - 1);
+  const reuse = Math.max(0, Math.min(common, tokens.length - 1));
   await hooks.truncate(sequence, reuse);
   return reuse;
 }
 
-function longestPrefixSlot(free: readonly Slot[], tokens: readonly Token[]): Slot {
+/** The free slot sharing the longest prefix with the prompt, among slots of the request's cache scope; else the LRU. */
+function longestPrefixSlot(free: readonly Slot[], tokens: readonly Token[], scope: string | null): Slot {
   let best = free[0];
   let bestLength = -1;
   for (const slot of free) {
-    const length = commonPrefixLength(slot.sequence.contextTokens, tokens);
+    const length = slot.scope === scope ? commonPrefixLength(slot.sequence.contextTokens, tokens) : 0;
     if (length > bestLength || (length === bestLength && slot.lastUsed < best.lastUsed)) {
       best = slot;
       bestLength = length;
