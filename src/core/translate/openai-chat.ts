@@ -3,24 +3,12 @@ import type { ChatCompletionRequest, ChatMessageWire } from '../../protocol/open
 import { invalidRequest } from '../errors.js';
 import type { InferenceRequest, TranslateContext } from '../inference/inference-request.js';
 import { resolveOutputConstraint } from './output-constraint.js';
-import { resolveSampling, resolveStop } from './sampling.js';
+import { resolveGeneration } from './resolve-generation.js';
 import { resolveTools } from './tools.js';
-
-/** Interactive requests run before batch work. */
-export const INTERACTIVE_PRIORITY = 0;
 
 export function translateChatRequest(wire: ChatCompletionRequest, context: TranslateContext): InferenceRequest {
   if (wire.top_logprobs !== null && wire.top_logprobs !== undefined && !wire.logprobs) {
     throw invalidRequest('top_logprobs requires logprobs to be true.', 'top_logprobs');
-  }
-  const stream = wire.stream ?? false;
-  if (wire.stream_options && !stream) {
-    throw invalidRequest('stream_options is only allowed when stream is true.', 'stream_options');
-  }
-  const maxTokens = wire.max_completion_tokens ?? wire.max_tokens ?? null;
-  const minTokens = wire.min_tokens ?? 0;
-  if (maxTokens !== null && minTokens > maxTokens) {
-    throw invalidRequest('min_tokens must not exceed max_tokens.', 'min_tokens');
   }
   const textConstraint = resolveOutputConstraint(wire);
   const { tools, constraint: toolConstraint } = resolveTools(wire, textConstraint);
@@ -29,22 +17,12 @@ export function translateChatRequest(wire: ChatCompletionRequest, context: Trans
     model: wire.model,
     prompts: [tools.length > 0 ? { kind: 'chat', messages, tools } : { kind: 'chat', messages }],
     n: wire.n ?? 1,
-    generation: {
-      model: wire.model,
-      sampling: resolveSampling(wire),
-      maxTokens,
-      minTokens,
-      ignoreEos: wire.ignore_eos ?? false,
-      stop: resolveStop(wire.stop),
+    ...resolveGeneration(wire, context, {
+      maxTokens: wire.max_completion_tokens ?? wire.max_tokens ?? null,
       logprobs: wire.logprobs ? (wire.top_logprobs ?? 0) : null,
       echo: false,
-      priority: INTERACTIVE_PRIORITY,
-      deadline: context.now + context.requestTimeoutMs,
-      cacheScope: context.cacheScope,
       constraint: toolConstraint ?? textConstraint,
-    },
-    stream,
-    includeUsage: stream && (wire.stream_options?.include_usage ?? false),
+    }),
   };
 }
 

@@ -2,9 +2,8 @@ import type { Prompt } from '../../engine/engine.js';
 import type { CompletionRequest } from '../../protocol/openai/completions.js';
 import { invalidRequest } from '../errors.js';
 import type { InferenceRequest, TranslateContext } from '../inference/inference-request.js';
-import { INTERACTIVE_PRIORITY } from './openai-chat.js';
 import { resolveOutputConstraint } from './output-constraint.js';
-import { resolveSampling, resolveStop } from './sampling.js';
+import { resolveGeneration } from './resolve-generation.js';
 
 /** OpenAI's legacy completions default to 16 output tokens (vLLM does the same). */
 export const DEFAULT_COMPLETION_MAX_TOKENS = 16;
@@ -17,33 +16,16 @@ export function translateCompletionRequest(wire: CompletionRequest, context: Tra
   if (wire.best_of !== null && wire.best_of !== undefined && wire.best_of !== n) {
     throw invalidRequest('best_of other than n is not supported.', 'best_of', 'unsupported_parameter');
   }
-  const stream = wire.stream ?? false;
-  if (wire.stream_options && !stream) {
-    throw invalidRequest('stream_options is only allowed when stream is true.', 'stream_options');
-  }
-  const maxTokens = wire.max_tokens ?? DEFAULT_COMPLETION_MAX_TOKENS;
-  const minTokens = wire.min_tokens ?? 0;
-  if (minTokens > maxTokens) throw invalidRequest('min_tokens must not exceed max_tokens.', 'min_tokens');
   return {
     model: wire.model,
     prompts: toPrompts(wire.prompt),
     n,
-    generation: {
-      model: wire.model,
-      sampling: resolveSampling(wire),
-      maxTokens,
-      minTokens,
-      ignoreEos: wire.ignore_eos ?? false,
-      stop: resolveStop(wire.stop),
+    ...resolveGeneration(wire, context, {
+      maxTokens: wire.max_tokens ?? DEFAULT_COMPLETION_MAX_TOKENS,
       logprobs: wire.logprobs ?? null,
       echo: wire.echo ?? false,
-      priority: INTERACTIVE_PRIORITY,
-      deadline: context.now + context.requestTimeoutMs,
-      cacheScope: context.cacheScope,
       constraint: resolveOutputConstraint(wire),
-    },
-    stream,
-    includeUsage: stream && (wire.stream_options?.include_usage ?? false),
+    }),
   };
 }
 
