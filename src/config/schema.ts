@@ -39,6 +39,12 @@ export const modelSchema = z
     /** Whether the model serves /v1/embeddings (a second, embedding context is created on first use). */
     embeddings: z.boolean().default(true),
     prices: pricesSchema.default({ input: 0.1, cached_input: 0.025, output: 0.4 }),
+    /**
+     * Prompt-prefix reuse: `account` (default) reuses a computed prefix only for the account that computed it;
+     * `global` shares prefixes between accounts (faster, but prompts can leak through timing). A request's
+     * `cache_salt` narrows either scope.
+     */
+    prompt_cache: z.object({ scope: z.enum(['account', 'global']).default('account') }).strict().default({ scope: 'account' }),
   })
   .strict();
 

@@ -100,6 +100,8 @@ export interface GenerateRequest {
    * scope of unauthenticated use.
    */
   cacheScope: string | null;
+  /** vLLM's `cache_salt`: prefixes are reused only between requests with the same salt (within the scope). */
+  cacheSalt: string | null;
   /** null: free text. */
   constraint: OutputConstraint | null;
 }

@@ -13,6 +13,7 @@ export interface WireGeneration extends WireSampling {
   ignore_eos?: boolean | null;
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean | null } | null;
+  cache_salt?: string | null;
 }
 
 /** What differs between the two endpoints, already resolved by their translators. */
@@ -53,6 +54,7 @@ export function resolveGeneration(
       priority: INTERACTIVE_PRIORITY,
       deadline: context.now + context.requestTimeoutMs,
       cacheScope: context.cacheScope,
+      cacheSalt: wire.cache_salt ?? null,
       constraint: specifics.constraint,
     },
     stream,

@@ -28,7 +28,7 @@ interface Slot {
   sequence: LlamaContextSequence;
   /** ms since epoch of the last release; least recent is evicted first. */
   lastUsed: number;
-  /** The cache scope of the request that computed the sequence's state (see GenerateRequest.cacheScope). */
+  /** The cache scope of the request that computed the sequence's state (see cacheScopeOf); null: never used. */
   scope: string | null;
 }
 
@@ -146,15 +146,16 @@ export class LlamaModelRunner {
     const maxTokens = request.maxTokens ?? room;
     const grammar = request.constraint === null ? null : await this.grammars.grammarFor(request.constraint, toolsOf(request.prompt));
 
+    const scope = this.cacheScopeOf(request);
     const slot = await this.scheduler.acquire({
       priority: request.priority,
       deadline: request.deadline,
       signal,
-      choose: (free) => longestPrefixSlot(free, prompt.tokens, request.cacheScope),
+      choose: (free) => longestPrefixSlot(free, prompt.tokens, scope),
     });
     // A state computed in another scope is never reused: it is dropped before this request's prompt goes in.
-    const reusable = slot.scope === request.cacheScope;
-    slot.scope = request.cacheScope;
+    const reusable = slot.scope === scope;
+    slot.scope = scope;
     try {
       if (request.echo) yield { type: 'text-delta', text: echoText(request.prompt, this.model), logprobs: null };
       yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, reusable, signal);
@@ -320,6 +321,12 @@ export class LlamaModelRunner {
   }
 
   /** A token's text depends on its predecessor (SentencePiece's leading space), so both are detokenized together. */
+  /** The effective prompt-cache scope: the caller's (unless the model shares globally), narrowed by the salt. */
+  private cacheScopeOf(request: GenerateRequest): string {
+    const tenant = this.config.prompt_cache.scope === 'global' ? '' : (request.cacheScope ?? '');
+    return request.cacheSalt === null ? tenant : `${tenant}\u0000${request.cacheSalt}`;
+  }
+
   private logprobOf(token: Token, previous: Token, probabilities: Map<Token, number>, top: number): TokenLogprob {
     const context = [previous];
     const text = this.model.detokenize([token], false, context);
@@ -347,7 +354,7 @@ async function reusePrefix(hooks: NativeContextHooks, sequence: LlamaContextSequ
 }
 
 /** The free slot sharing the longest prefix with the prompt, among slots of the request's cache scope; else the LRU. */
-function longestPrefixSlot(free: readonly Slot[], tokens: readonly Token[], scope: string | null): Slot {
+function longestPrefixSlot(free: readonly Slot[], tokens: readonly Token[], scope: string): Slot {
   let best = free[0];
   let bestLength = -1;
   for (const slot of free) {

@@ -22,6 +22,8 @@ export const samplingFields = {
   ignore_eos: z.boolean().nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  /** vLLM's prompt-cache salt: prefixes are reused only between requests with the same salt. */
+  cache_salt: z.string().min(1).max(256).nullish(),
 } as const;
 
 /** A JSON Schema as clients send it: a JSON object (checked further by the engine, which enforces it). */

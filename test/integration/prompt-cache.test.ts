@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
+import { modelsDir, startTestServer, STORIES, type TestServer } from '../helpers/test-server.js';
+import { rawRequest } from './raw-request.js';
+
+const ADMIN_KEY = 'tm-admin-prompt-cache-0123456789abcdef';
+
+/** A fresh shared prefix per test, so no earlier request warmed it. */
+function messages() {
+  return [
+    { role: 'system' as const, content: `System ${Math.random()}: ${'Once upon a time there was a cat. '.repeat(12)}` },
+    { role: 'user' as const, content: 'Tell me a story.' },
+  ];
+}
+
+async function serverWithScope(scope: 'account' | 'global'): Promise<TestServer> {
+  return startTestServer({
+    auth: { enabled: true, admin_key: ADMIN_KEY, bootstrap_demo_account: false },
+    models: [{ id: STORIES, path: `${modelsDir}/stories260K.gguf`, context_size: 2048, prompt_cache: { scope } }],
+  });
+}
+
+async function newKey(server: TestServer): Promise<OpenAI> {
+  const headers = { authorization: `Bearer ${ADMIN_KEY}` };
+  const account = await rawRequest(server.url, 'POST', '/v1/admin/accounts', { name: 'cache', credits_usd: 1 }, headers);
+  const key = await rawRequest(server.url, 'POST', `/v1/admin/accounts/${account.body.id}/keys`, { name: 'k' }, headers);
+  return new OpenAI({ baseURL: `${server.url}/v1`, apiKey: key.body.key, maxRetries: 0 });
+}
+
+function ask(client: OpenAI, conversation: ReturnType<typeof messages>, extra: Record<string, unknown> = {}) {
+  return client.chat.completions.create({ model: STORIES, messages: conversation, max_tokens: 4, temperature: 0, ...extra } as never) as Promise<OpenAI.ChatCompletion>;
+}
+
+const cached = (completion: OpenAI.ChatCompletion) => completion.usage!.prompt_tokens_details!.cached_tokens!;
+
+describe('prompt cache, default account scope', () => {
+  let server: TestServer;
+  before(async () => (server = await serverWithScope('account')));
+  after(() => server.close());
+
+  test('cache_salt narrows reuse: another salt misses, the same salt hits', async () => {
+    const client = await newKey(server);
+    const conversation = messages();
+    const cold = await ask(client, conversation, { cache_salt: 'a' });
+    assert.equal(cached(await ask(client, conversation, { cache_salt: 'b' })), 0);
+    assert.equal(cached(await ask(client, conversation)), 0, 'no salt is a scope of its own');
+    assert.ok(cached(await ask(client, conversation, { cache_salt: 'a' })) > cold.usage!.prompt_tokens / 2);
+  });
+
+  test('concurrent requests with one prefix are all correct; later ones hit', async () => {
+    const client = await newKey(server);
+    const conversation = messages();
+    const reference = (await ask(client, conversation)).choices[0].message.content;
+    const results = await Promise.all(Array.from({ length: 8 }, () => ask(client, conversation)));
+    for (const result of results) assert.equal(result.choices[0].message.content, reference);
+    assert.ok(results.some((result) => cached(result) > 0));
+  });
+
+  test('eviction under pressure: more distinct prefixes than sequences keep serving correctly', async () => {
+    const client = await newKey(server);
+    const conversations = Array.from({ length: 12 }, () => messages());
+    const first = await Promise.all(conversations.map((conversation) => ask(client, conversation)));
+    const second = await Promise.all(conversations.map((conversation) => ask(client, conversation)));
+    for (let index = 0; index < conversations.length; index++) {
+      assert.equal(second[index].choices[0].message.content, first[index].choices[0].message.content);
+    }
+  });
+});
+
+describe('prompt cache, global scope (operator opt-in)', () => {
+  let server: TestServer;
+  before(async () => (server = await serverWithScope('global')));
+  after(() => server.close());
+
+  test('a prefix computed for one account is reused for another', async () => {
+    const first = await newKey(server);
+    const second = await newKey(server);
+    const conversation = messages();
+    const cold = await ask(first, conversation);
+    const hit = await ask(second, conversation);
+    assert.ok(cached(hit) > cold.usage!.prompt_tokens / 2);
+    assert.equal(hit.choices[0].message.content, cold.choices[0].message.content);
+  });
+});
