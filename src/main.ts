@@ -8,6 +8,7 @@ import { modelNotFound } from './core/errors.js';
 import { RequestGate } from './core/metering/request-gate.js';
 import { createRateLimiter } from './core/ratelimit/create-rate-limiter.js';
 import type { RateLimiter } from './core/ratelimit/rate-limiter.js';
+import { ServingMetrics } from './core/metrics/serving-metrics.js';
 import { LlamaEngine } from './engine/llama/llama-engine.js';
 import { createApp, type AuthServices } from './http/app.js';
 import { RequestLifecycle } from './http/request-lifecycle.js';
@@ -45,6 +46,7 @@ export async function startServer(config: TokenmillConfig): Promise<RunningServe
     engine,
     auth: services?.auth ?? null,
     lifecycle,
+    metrics: new ServingMetrics(() => engine.load()),
     now: Date.now,
     logger: {
       level: config.server.log_level,

@@ -166,6 +166,8 @@ export interface Engine {
   embed(model: string, inputs: Array<string | number[]>, signal: AbortSignal): Promise<{ vectors: number[][]; promptTokens: number }>;
   tokenize(model: string, text: string, addSpecial: boolean): number[];
   detokenize(model: string, tokens: number[]): string;
+  /** Requests waiting and sequences busy, per model (metrics, readiness). */
+  load(): Array<{ model: string; queued: number; busy: number }>;
   /** Stops taking work, aborts what runs and frees the models. */
   close(): Promise<void>;
 }

@@ -6,6 +6,7 @@ import type { Engine } from '../engine/engine.js';
 import type { AccountService } from '../core/accounts/account-service.js';
 import type { Authenticator } from '../core/accounts/authenticator.js';
 import type { RequestGate } from '../core/metering/request-gate.js';
+import type { ServingMetrics } from '../core/metrics/serving-metrics.js';
 import { mapError } from './errors.js';
 import type { RequestLifecycle } from './request-lifecycle.js';
 import { registerHealth } from './routes/health.js';
@@ -32,6 +33,7 @@ export interface AppDependencies {
   engine: Engine;
   auth: AuthServices | null;
   lifecycle: RequestLifecycle;
+  metrics: ServingMetrics;
   /** ms since epoch. */
   now: () => number;
   /** pino options or a logger instance, passed to Fastify. */
@@ -99,6 +101,9 @@ export function createApp(deps: AppDependencies): FastifyInstance {
   });
 
   registerHealth(app, deps);
+  app.get('/metrics', async (_request, reply) =>
+    reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics()),
+  );
   registerModels(app, deps);
   registerChatCompletions(app, deps);
   registerCompletions(app, deps);

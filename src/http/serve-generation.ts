@@ -5,6 +5,7 @@ import { planAdmission } from '../core/inference/plan-admission.js';
 import { runChoices, type ChoiceEvent } from '../core/inference/run-choices.js';
 import type { Ticket } from '../core/metering/request-gate.js';
 import { UsageMeter } from '../core/metering/usage-meter.js';
+import type { RequestObserver } from '../core/metrics/serving-metrics.js';
 import { formatRateLimitHeaders } from '../core/ratelimit/headers.js';
 import type { AppDependencies } from './app.js';
 import { mapError } from './errors.js';
@@ -41,9 +42,10 @@ export async function serveGeneration<Result>(
   };
   reply.raw.on('close', onClose);
   const meter = new UsageMeter(inference.n, arrivedAt);
+  const observer = deps.metrics.watch(inference.model, arrivedAt);
   let failure: unknown = null;
   try {
-    const events = metered(runChoices(deps.engine, inference, controller.signal), meter);
+    const events = metered(runChoices(deps.engine, inference, controller.signal), meter, observer);
     if (!inference.stream) {
       try {
         for await (const event of events) encoders.collector.add(event);
@@ -108,9 +110,14 @@ async function admit(deps: AppDependencies, request: FastifyRequest, inference: 
   return deps.auth.gate.admit(request.principal, { requestId: String(request.id), model: inference.model, endpoint, ...plan });
 }
 
-async function* metered(events: AsyncIterable<ChoiceEvent>, meter: UsageMeter): AsyncGenerator<ChoiceEvent> {
-  for await (const event of events) {
-    meter.observe(event);
-    yield event;
+async function* metered(events: AsyncIterable<ChoiceEvent>, meter: UsageMeter, observer: RequestObserver): AsyncGenerator<ChoiceEvent> {
+  try {
+    for await (const event of events) {
+      meter.observe(event);
+      observer.observe(event);
+      yield event;
+    }
+  } finally {
+    observer.end();
   }
 }

@@ -68,6 +68,37 @@ describe('prompt cache, default account scope', () => {
   });
 });
 
+describe('GET /metrics', () => {
+  let server: TestServer;
+  before(async () => (server = await serverWithScope('account')));
+  after(() => server.close());
+
+  test('Prometheus metrics with vLLM names: requests, tokens, cache hits, latencies, queue', async () => {
+    const client = await newKey(server);
+    const conversation = messages();
+    await ask(client, conversation);
+    const hit = await ask(client, conversation);
+    const response = await fetch(`${server.url}/metrics`);
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /text\/plain/);
+    const text = await response.text();
+    const value = (name: string) => {
+      const match = new RegExp(`^${name}\\{[^}]*model="${STORIES}"[^}]*\\} (\\S+)$`, 'm').exec(text);
+      assert.ok(match, `${name} is missing`);
+      return Number(match[1]);
+    };
+    assert.equal(value('tokenmill_prefix_cache_hits_total'), cached(hit));
+    assert.ok(value('tokenmill_prefix_cache_queries_total') >= 2 * hit.usage!.prompt_tokens - 1);
+    assert.equal(value('tokenmill_generation_tokens_total'), 8);
+    assert.equal(value('tokenmill_request_success_total'), 2);
+    assert.equal(value('tokenmill_time_to_first_token_seconds_count'), 2);
+    assert.equal(value('tokenmill_e2e_request_latency_seconds_count'), 2);
+    assert.ok(value('tokenmill_inter_token_latency_seconds_count') >= 2);
+    assert.equal(value('tokenmill_num_requests_running'), 0);
+    assert.equal(value('tokenmill_num_requests_waiting'), 0);
+  });
+});
+
 describe('prompt cache, global scope (operator opt-in)', () => {
   let server: TestServer;
   before(async () => (server = await serverWithScope('global')));

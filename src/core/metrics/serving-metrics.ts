@@ -1,0 +1,105 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ChoiceEvent } from '../inference/run-choices.js';
+
+/** Per-model load, read when /metrics is scraped. */
+export type LoadSource = () => Array<{ model: string; queued: number; busy: number }>;
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80];
+
+/**
+ * Prometheus metrics of the serving path, named as vLLM names them (`vllm:x` -> `tokenmill_x`), each labelled with
+ * `model`. One registry per app (no global state), exposed at GET /metrics.
+ */
+export class ServingMetrics {
+  readonly registry = new Registry();
+  private readonly requestSuccess: Counter<'model' | 'finished_reason'>;
+  private readonly promptTokens: Counter<'model'>;
+  private readonly generationTokens: Counter<'model'>;
+  private readonly prefixCacheQueries: Counter<'model'>;
+  private readonly prefixCacheHits: Counter<'model'>;
+  private readonly timeToFirstToken: Histogram<'model'>;
+  private readonly interTokenLatency: Histogram<'model'>;
+  private readonly e2eLatency: Histogram<'model'>;
+
+  constructor(load: LoadSource) {
+    const registers = [this.registry];
+    this.requestSuccess = new Counter({ name: 'tokenmill_request_success_total', help: 'Finished requests, by finish reason.', labelNames: ['model', 'finished_reason'], registers });
+    this.promptTokens = new Counter({ name: 'tokenmill_prompt_tokens_total', help: 'Prompt tokens processed (cached ones included).', labelNames: ['model'], registers });
+    this.generationTokens = new Counter({ name: 'tokenmill_generation_tokens_total', help: 'Tokens generated.', labelNames: ['model'], registers });
+    this.prefixCacheQueries = new Counter({ name: 'tokenmill_prefix_cache_queries_total', help: 'Prompt tokens looked up in the prefix cache.', labelNames: ['model'], registers });
+    this.prefixCacheHits = new Counter({ name: 'tokenmill_prefix_cache_hits_total', help: 'Prompt tokens served from the prefix cache (not recomputed).', labelNames: ['model'], registers });
+    this.timeToFirstToken = new Histogram({ name: 'tokenmill_time_to_first_token_seconds', help: 'Arrival to the first generated token.', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers });
+    this.interTokenLatency = new Histogram({ name: 'tokenmill_inter_token_latency_seconds', help: 'Gap between generated outputs of one choice.', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers });
+    this.e2eLatency = new Histogram({ name: 'tokenmill_e2e_request_latency_seconds', help: 'Arrival to the end of the request.', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers });
+    new Gauge({
+      name: 'tokenmill_num_requests_running',
+      help: 'Requests holding a sequence.',
+      labelNames: ['model'],
+      registers,
+      collect() {
+        for (const entry of load()) this.set({ model: entry.model }, entry.busy);
+      },
+    });
+    new Gauge({
+      name: 'tokenmill_num_requests_waiting',
+      help: 'Requests waiting in the queue for a sequence.',
+      labelNames: ['model'],
+      registers,
+      collect() {
+        for (const entry of load()) this.set({ model: entry.model }, entry.queued);
+      },
+    });
+  }
+
+  /** Starts watching one request (arrived at `arrivedAt`, a performance.now() time). */
+  watch(model: string, arrivedAt: number): RequestObserver {
+    return new RequestObserver(this, model, arrivedAt);
+  }
+
+  /** @internal */
+  recordEvent(model: string, event: ChoiceEvent, sinceArrival: number, sinceLast: number | null): void {
+    switch (event.type) {
+      case 'text-delta':
+      case 'tool-call-delta':
+        if (sinceLast === null) this.timeToFirstToken.observe({ model }, sinceArrival / 1000);
+        else this.interTokenLatency.observe({ model }, sinceLast / 1000);
+        break;
+      case 'end':
+        this.promptTokens.inc({ model }, event.usage.promptTokens);
+        this.generationTokens.inc({ model }, event.usage.completionTokens);
+        this.prefixCacheQueries.inc({ model }, event.usage.promptTokens);
+        this.prefixCacheHits.inc({ model }, event.usage.cachedTokens);
+        this.requestSuccess.inc({ model, finished_reason: event.finishReason });
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** @internal */
+  recordEnd(model: string, sinceArrival: number): void {
+    this.e2eLatency.observe({ model }, sinceArrival / 1000);
+  }
+}
+
+/** Feeds one request's events into the metrics. */
+export class RequestObserver {
+  private readonly lastOutput = new Map<number, number>();
+
+  constructor(
+    private readonly metrics: ServingMetrics,
+    private readonly model: string,
+    private readonly arrivedAt: number,
+  ) {}
+
+  observe(event: ChoiceEvent): void {
+    const now = performance.now();
+    const last = this.lastOutput.get(event.index);
+    if (event.type === 'text-delta' || event.type === 'tool-call-delta') this.lastOutput.set(event.index, now);
+    this.metrics.recordEvent(this.model, event, now - this.arrivedAt, last === undefined ? null : now - last);
+  }
+
+  end(): void {
+    this.metrics.recordEnd(this.model, performance.now() - this.arrivedAt);
+  }
+}
