@@ -47,7 +47,8 @@ export interface CeilingResult {
   levels: CeilingLevel[];
 }
 
-interface CeilingOptions {
+/** What the ceiling measures: the server's model and load shape, without HTTP. */
+export interface CeilingOptions {
   modelPath: string;
   concurrency: number[];
   /** Requests per level, aligned with `concurrency`. */

@@ -1,22 +1,10 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import type { CeilingResult } from './ceiling.js';
+import type { CeilingOptions, CeilingResult } from './ceiling.js';
 import { exited, OutputTail, trackChild } from './child-processes.js';
 import { compiledBenchDirectory, repositoryRoot } from './paths.js';
 
-export interface CeilingRunOptions {
-  /** Absolute path of the GGUF file. */
-  modelPath: string;
-  concurrency: number[];
-  /** Requests per level, aligned with `concurrency`. */
-  requests: number[];
-  sequences: number;
-  threads: number;
-  /** Tokens per sequence. */
-  contextSize: number;
-  maxTokens: number;
-  promptTokens: number;
-  temperature: number;
+export interface CeilingRunOptions extends CeilingOptions {
   /** The whole run's deadline; the child is killed past it, ms. */
   timeoutMs: number;
 }
