@@ -30,6 +30,16 @@ function client(options: ConnectionOptions): AdminClient {
   return new AdminClient(options.url, options.adminKey);
 }
 
+interface AccountLimitOptions {
+  rpm?: number;
+  tpm?: number;
+  maxConcurrency?: number;
+}
+
+function limitFields(options: AccountLimitOptions): Record<string, number | null> {
+  return { rpm: options.rpm ?? null, tpm: options.tpm ?? null, max_concurrency: options.maxConcurrency ?? null };
+}
+
 function print(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
@@ -40,8 +50,24 @@ export function addAdminCommands(program: Command): void {
   connected(accounts.command('create').description('Create an account'))
     .requiredOption('--name <name>', 'account name')
     .option('--credits <usd>', 'initial credits, USD', number, 0)
-    .action(async (options: ConnectionOptions & { name: string; credits: number }) =>
-      print(await client(options).call('POST', '/v1/admin/accounts', { name: options.name, credits_usd: options.credits })),
+    .option('--rpm <n>', 'requests per minute for the whole account', integer)
+    .option('--tpm <n>', 'tokens per minute for the whole account', integer)
+    .option('--max-concurrency <n>', 'concurrent requests for the whole account', integer)
+    .action(async (options: ConnectionOptions & AccountLimitOptions & { name: string; credits: number }) =>
+      print(
+        await client(options).call('POST', '/v1/admin/accounts', {
+          name: options.name,
+          credits_usd: options.credits,
+          ...limitFields(options),
+        }),
+      ),
+    );
+  connected(accounts.command('limits <id>').description("Replace an account's limits (omitted = unlimited)"))
+    .option('--rpm <n>', 'requests per minute', integer)
+    .option('--tpm <n>', 'tokens per minute', integer)
+    .option('--max-concurrency <n>', 'concurrent requests', integer)
+    .action(async (id: string, options: ConnectionOptions & AccountLimitOptions) =>
+      print(await client(options).call('PATCH', `/v1/admin/accounts/${encodeURIComponent(id)}`, limitFields(options))),
     );
   connected(accounts.command('list').description('List accounts')).action(async (options: ConnectionOptions) =>
     print(await client(options).call('GET', '/v1/admin/accounts')),

@@ -7,6 +7,7 @@ import { SettingsRepository } from './repositories/settings-repository.js';
 import { UsageRepository } from './repositories/usage-repository.js';
 import type { SqlDialect } from './sql-dialect.js';
 import type {
+  AccountLimits,
   Account,
   ApiKey,
   NewApiKey,
@@ -57,8 +58,11 @@ export class KyselyStore implements Store {
     return this.#db.destroy();
   }
 
-  createAccount(input: { name: string; now: number }): Promise<Account> {
+  createAccount(input: { name: string; now: number; limits?: AccountLimits }): Promise<Account> {
     return this.#accounts.create(input);
+  }
+  setAccountLimits(id: string, limits: AccountLimits): Promise<Account | null> {
+    return this.#accounts.setLimits(id, limits);
   }
   getAccount(id: string): Promise<Account | null> {
     return this.#accounts.get(id);

@@ -6,10 +6,18 @@
 
 export type AccountStatus = 'active' | 'suspended';
 
+/** Rate limits shared by every key of an account; null = unlimited. */
+export interface AccountLimits {
+  rpm: number | null;
+  tpm: number | null;
+  maxConcurrency: number | null;
+}
+
 export interface Account {
   id: string;
   name: string;
   status: AccountStatus;
+  limits: AccountLimits;
   /** Spendable balance, micro-USD: credits minus settled usage minus open reservations. Never negative. */
   balanceMicros: number;
   /** Unix seconds. */
@@ -103,7 +111,9 @@ export interface Store {
   migrate(): Promise<void>;
   close(): Promise<void>;
 
-  createAccount(input: { name: string; now: number }): Promise<Account>;
+  createAccount(input: { name: string; now: number; limits?: AccountLimits }): Promise<Account>;
+  /** Replaces the account's limits; null when no such account exists. */
+  setAccountLimits(id: string, limits: AccountLimits): Promise<Account | null>;
   getAccount(id: string): Promise<Account | null>;
   listAccounts(): Promise<Account[]>;
   /** Adds a ledger entry (positive or negative) and moves the balance, in one transaction. A debit that would make the balance negative is refused (returns null). */

@@ -18,6 +18,10 @@ export interface AccountsTable {
   /** Credits minus settled usage minus open reservations; CHECK >= 0. */
   balance_micros: BigIntColumn;
   created_at: BigIntColumn;
+  /** Account-wide limits (migration 0002); null = unlimited. */
+  rpm: ColumnType<number | null, number | null | undefined, number | null>;
+  tpm: ColumnType<number | null, number | null | undefined, number | null>;
+  max_concurrency: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export interface ApiKeysTable {

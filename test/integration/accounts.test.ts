@@ -246,4 +246,27 @@ describe('accounts, keys, billing and limits (SQLite, memory limiter)', () => {
     assert.equal(other.usage!.prompt_tokens_details!.cached_tokens, 0, 'another account gets no hit');
     assert.equal(other.choices[0].message.content, warm.choices[0].message.content, 'greedy output is identical with and without a hit');
   });
+
+  test('account limits are shared by all keys of the account and can be changed', async () => {
+    const created = await admin('POST', '/v1/admin/accounts', { name: 'team', credits_usd: 1, rpm: 2 });
+    assert.equal(created.status, 201);
+    assert.equal(created.body.rpm, 2);
+    const keys = await Promise.all(
+      ['a', 'b'].map(async (name) => (await admin('POST', `/v1/admin/accounts/${created.body.id}/keys`, { name })).body.key as string),
+    );
+    const body = { model: STORIES, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 };
+    const send = (key: string) => rawRequest(server.url, 'POST', '/v1/chat/completions', body, { authorization: `Bearer ${key}` });
+    assert.equal((await send(keys[0])).status, 200);
+    const second = await send(keys[1]);
+    assert.equal(second.status, 200);
+    assert.equal(second.headers.get('x-ratelimit-limit-requests'), '2');
+    const third = await send(keys[0]);
+    assert.equal(third.status, 429, 'the account-wide rpm counts both keys');
+    assert.equal(third.body.error.code, 'rate_limit_exceeded');
+    const patched = await admin('PATCH', `/v1/admin/accounts/${created.body.id}`, { rpm: null });
+    assert.equal(patched.status, 200);
+    assert.equal(patched.body.rpm, null);
+    assert.equal((await send(keys[1])).status, 200, 'an unlimited account admits again');
+    assert.equal((await admin('PATCH', '/v1/admin/accounts/acct_missing', { rpm: 1 })).status, 404);
+  });
 });

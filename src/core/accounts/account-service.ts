@@ -1,4 +1,4 @@
-import type { Account, ApiKey, Store, UsageGroupBy, UsageRecord, UsageSummaryRow } from '../../store/store.js';
+import type { Account, AccountLimits, ApiKey, Store, UsageGroupBy, UsageRecord, UsageSummaryRow } from '../../store/store.js';
 import { usdToMicros } from '../billing/prices.js';
 import { invalidRequest, TokenmillError } from '../errors.js';
 import { displayPrefix, generateSecret, hashSecret } from '../keys/secrets.js';
@@ -26,11 +26,18 @@ export class AccountService {
     private readonly nowSeconds: () => number,
   ) {}
 
-  async createAccount(name: string, creditsUsd: number): Promise<Account> {
-    const account = await this.store.createAccount({ name, now: this.nowSeconds() });
+  async createAccount(name: string, creditsUsd: number, limits?: AccountLimits): Promise<Account> {
+    const account = await this.store.createAccount({ name, now: this.nowSeconds(), limits });
     const credits = usdToMicros(creditsUsd);
     if (credits === 0) return account;
     return (await this.store.addCredits({ accountId: account.id, amountMicros: credits, note: 'initial credits', now: this.nowSeconds() }))!;
+  }
+
+  /** Replaces the limits every key of the account shares. */
+  async setLimits(accountId: string, limits: AccountLimits): Promise<Account> {
+    const account = await this.store.setAccountLimits(accountId, limits);
+    if (!account) throw accountNotFound(accountId);
+    return account;
   }
 
   listAccounts(): Promise<Account[]> {

@@ -1,3 +1,4 @@
+import { admitSubjects, type LimitedSubject } from '../ratelimit/admit-subjects.js';
 import type { RateLimiter, RateLimitHeaders } from '../ratelimit/rate-limiter.js';
 import type { Store, UsageRecord } from '../../store/store.js';
 import type { Principal } from '../accounts/authenticator.js';
@@ -54,11 +55,12 @@ export class RequestGate {
     if (principal.kind !== 'key') return openTicket();
     const { key, account } = principal;
     const reservedTokens = request.promptTokens + request.maxCompletionTokens;
-    const admission = await this.deps.limiter.admit(
-      key.id,
-      { rpm: key.rpm, tpm: key.tpm, maxConcurrency: key.maxConcurrency },
-      reservedTokens,
-    );
+    const subjects: LimitedSubject[] = [{ subject: `key:${key.id}`, limits: { rpm: key.rpm, tpm: key.tpm, maxConcurrency: key.maxConcurrency } }];
+    const accountLimits = account.limits;
+    if (accountLimits.rpm !== null || accountLimits.tpm !== null || accountLimits.maxConcurrency !== null) {
+      subjects.push({ subject: `account:${account.id}`, limits: accountLimits });
+    }
+    const admission = await admitSubjects(this.deps.limiter, subjects, reservedTokens);
     const prices = this.deps.prices(request.model);
     const multiplier = request.multiplier ?? [1, 1];
     const hold = worstCaseMicros(prices, request.promptTokens, request.maxCompletionTokens, multiplier);

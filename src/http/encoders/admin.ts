@@ -11,6 +11,9 @@ export function accountToWire(account: Account): AccountWire {
     balance_micros: account.balanceMicros,
     balance_usd: microsToUsd(account.balanceMicros),
     created_at: account.createdAt,
+    rpm: account.limits.rpm,
+    tpm: account.limits.tpm,
+    max_concurrency: account.limits.maxConcurrency,
   };
 }
 

@@ -4,10 +4,20 @@ import { z } from 'zod';
 
 const usd = z.number().finite().min(-1e9).max(1e9);
 
+const accountLimitFields = {
+  rpm: z.number().int().min(1).nullish(),
+  tpm: z.number().int().min(1).nullish(),
+  max_concurrency: z.number().int().min(1).nullish(),
+};
+
 export const createAccountSchema = z.object({
   name: z.string().min(1).max(200),
   credits_usd: usd.min(0).default(0),
+  ...accountLimitFields,
 });
+
+/** PATCH /v1/admin/accounts/{id}: the account-wide limits (null or absent = unlimited). */
+export const accountLimitsSchema = z.object(accountLimitFields);
 
 export const addCreditsSchema = z.object({
   amount_usd: usd,
@@ -45,6 +55,10 @@ export interface AccountWire {
   balance_micros: number;
   balance_usd: number;
   created_at: number;
+  /** Limits shared by every key of the account; null = unlimited. */
+  rpm: number | null;
+  tpm: number | null;
+  max_concurrency: number | null;
 }
 
 export interface ApiKeyWire {

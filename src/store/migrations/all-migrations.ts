@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import { initialMigration } from './0001-initial.js';
+import { accountLimitsMigration } from './0002-account-limits.js';
 
 /**
  * Every migration, by name; Kysely's Migrator applies them in name order and never reorders applied ones. Add a new
@@ -7,4 +8,5 @@ import { initialMigration } from './0001-initial.js';
  */
 export const allMigrations: Readonly<Record<string, Migration>> = {
   '0001-initial': initialMigration,
+  '0002-account-limits': accountLimitsMigration,
 };

@@ -1,5 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
-import type { Account } from '../store.js';
+import type { Account, AccountLimits } from '../store.js';
 import type { AccountsTable, Tables } from '../tables.js';
 import { newId } from '../new-id.js';
 import { assertSafeInteger, toSafeInteger } from '../to-safe-integer.js';
@@ -11,20 +11,43 @@ export function rowToAccount(row: Selectable<AccountsTable>): Account {
     status: row.status,
     balanceMicros: toSafeInteger(row.balance_micros),
     createdAt: toSafeInteger(row.created_at),
+    limits: { rpm: row.rpm ?? null, tpm: row.tpm ?? null, maxConcurrency: row.max_concurrency ?? null },
   };
 }
+
+const UNLIMITED: AccountLimits = { rpm: null, tpm: null, maxConcurrency: null };
 
 /** Accounts and their credit entries. Balance moves for requests live in ReservationsRepository. */
 export class AccountsRepository {
   constructor(private readonly db: Kysely<Tables>) {}
 
-  async create(input: { name: string; now: number }): Promise<Account> {
-    const account: Account = { id: newId('acct'), name: input.name, status: 'active', balanceMicros: 0, createdAt: input.now };
+  async create(input: { name: string; now: number; limits?: AccountLimits }): Promise<Account> {
+    const limits = input.limits ?? UNLIMITED;
+    const account: Account = { id: newId('acct'), name: input.name, status: 'active', balanceMicros: 0, createdAt: input.now, limits };
     await this.db
       .insertInto('accounts')
-      .values({ id: account.id, name: account.name, status: account.status, balance_micros: 0, created_at: input.now })
+      .values({
+        id: account.id,
+        name: account.name,
+        status: account.status,
+        balance_micros: 0,
+        created_at: input.now,
+        rpm: limits.rpm,
+        tpm: limits.tpm,
+        max_concurrency: limits.maxConcurrency,
+      })
       .execute();
     return account;
+  }
+
+  async setLimits(id: string, limits: AccountLimits): Promise<Account | null> {
+    const row = await this.db
+      .updateTable('accounts')
+      .set({ rpm: limits.rpm, tpm: limits.tpm, max_concurrency: limits.maxConcurrency })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+    return row ? rowToAccount(row) : null;
   }
 
   async get(id: string): Promise<Account | null> {

@@ -8,11 +8,29 @@ export function accountsCases(context: StoreContext): void {
     const first = await store.createAccount({ name: 'first', now: 1_600_000_000 });
     const second = await store.createAccount({ name: 'second', now: 1_600_000_001 });
     assert.match(first.id, /^acct_[0-9a-f]{24}$/);
-    assert.deepEqual(first, { id: first.id, name: 'first', status: 'active', balanceMicros: 0, createdAt: 1_600_000_000 });
+    assert.deepEqual(first, {
+      id: first.id,
+      name: 'first',
+      status: 'active',
+      balanceMicros: 0,
+      createdAt: 1_600_000_000,
+      limits: { rpm: null, tpm: null, maxConcurrency: null },
+    });
     assert.deepEqual(await store.getAccount(first.id), first);
     assert.equal(await store.getAccount('acct_missing'), null);
     const ids = (await store.listAccounts()).map((account) => account.id);
     assert.ok(ids.indexOf(first.id) >= 0 && ids.indexOf(first.id) < ids.indexOf(second.id), 'listed oldest first');
+  });
+
+  test('account limits: set at creation, replaced by setAccountLimits, null for a missing account', async () => {
+    const store = context.store();
+    const limits = { rpm: 60, tpm: 100_000, maxConcurrency: null };
+    const account = await store.createAccount({ name: 'limited', now: 1_600_000_000, limits });
+    assert.deepEqual((await store.getAccount(account.id))?.limits, limits);
+    const changed = await store.setAccountLimits(account.id, { rpm: null, tpm: null, maxConcurrency: 4 });
+    assert.deepEqual(changed?.limits, { rpm: null, tpm: null, maxConcurrency: 4 });
+    assert.deepEqual((await store.getAccount(account.id))?.limits, { rpm: null, tpm: null, maxConcurrency: 4 });
+    assert.equal(await store.setAccountLimits('acct_missing', limits), null);
   });
 
   test('addCredits moves the balance and writes a credit entry', async () => {

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { addCreditsSchema, createAccountSchema, createKeySchema } from '../../../protocol/admin/admin.js';
+import { accountLimitsSchema, addCreditsSchema, createAccountSchema, createKeySchema } from '../../../protocol/admin/admin.js';
+import type { AccountLimits } from '../../../store/store.js';
 import type { AppDependencies } from '../../app.js';
 import { authenticate } from '../../authenticate.js';
 import { accountToWire, keyToWire } from '../../encoders/admin.js';
@@ -14,7 +15,11 @@ export function registerAdminAccounts(app: FastifyInstance, deps: AppDependencie
 
   app.post('/v1/admin/accounts', { preHandler }, async (request, reply) => {
     const wire = parseBody(createAccountSchema, request.body);
-    return reply.code(201).send(accountToWire(await accounts().createAccount(wire.name, wire.credits_usd)));
+    return reply.code(201).send(accountToWire(await accounts().createAccount(wire.name, wire.credits_usd, limitsOf(wire))));
+  });
+  app.patch<IdParams>('/v1/admin/accounts/:id', { preHandler }, async (request) => {
+    const wire = parseBody(accountLimitsSchema, request.body);
+    return accountToWire(await accounts().setLimits(request.params.id, limitsOf(wire)));
   });
   app.get('/v1/admin/accounts', { preHandler }, async () => ({
     object: 'list',
@@ -48,4 +53,8 @@ export function registerAdminAccounts(app: FastifyInstance, deps: AppDependencie
     ...keyToWire(await accounts().revokeKey(request.params.id)),
     deleted: true,
   }));
+}
+
+function limitsOf(wire: { rpm?: number | null; tpm?: number | null; max_concurrency?: number | null }): AccountLimits {
+  return { rpm: wire.rpm ?? null, tpm: wire.tpm ?? null, maxConcurrency: wire.max_concurrency ?? null };
 }
