@@ -49,6 +49,7 @@ export class LlamaModelRunner {
   readonly info: ModelInfo;
   private readonly scheduler: SlotScheduler<Slot>;
   private readonly eogTokens: Token[];
+  private readonly preparedPrompts = new WeakMap<Prompt, PreparedPrompt>();
   /** Tokens in the model's vocabulary. */
   readonly vocabularySize: number;
   private embeddingContext: Promise<LlamaEmbeddingContext> | undefined;
@@ -298,7 +299,20 @@ export class LlamaModelRunner {
     return this.embeddingContext;
   }
 
+  /**
+   * Renders and tokenizes a prompt once: admission counts the tokens (countPromptTokens) with the very Prompt object
+   * that generate() receives next, so the result is kept per object (a WeakMap: it goes with the request).
+   */
   private prepare(prompt: Prompt): PreparedPrompt {
+    let prepared = this.preparedPrompts.get(prompt);
+    if (prepared === undefined) {
+      prepared = this.render(prompt);
+      this.preparedPrompts.set(prompt, prepared);
+    }
+    return prepared;
+  }
+
+  private render(prompt: Prompt): PreparedPrompt {
     switch (prompt.kind) {
       case 'chat': {
         const rendered = renderChat(this.model, this.chatWrapper, prompt.messages, prompt.tools ?? [], this.toolFormat);
