@@ -83,6 +83,9 @@ export class KyselyStore implements Store {
   findKeyByHash(secretHash: string): Promise<ApiKey | null> {
     return this.#keys.findByHash(secretHash);
   }
+  findKeyWithAccountByHash(secretHash: string): Promise<{ key: ApiKey; account: Account } | null> {
+    return this.#keys.findWithAccountByHash(secretHash);
+  }
   listKeys(accountId: string): Promise<ApiKey[]> {
     return this.#keys.list(accountId);
   }

@@ -123,6 +123,8 @@ export interface Store {
   getKey(id: string): Promise<ApiKey | null>;
   /** The key with this secret hash, revoked or not. */
   findKeyByHash(secretHash: string): Promise<ApiKey | null>;
+  /** The same, with the key's account, in one round trip (the authentication path). */
+  findKeyWithAccountByHash(secretHash: string): Promise<{ key: ApiKey; account: Account } | null>;
   listKeys(accountId: string): Promise<ApiKey[]>;
   /** Returns false when no such key exists. */
   revokeKey(id: string, now: number): Promise<boolean>;

@@ -36,13 +36,12 @@ export class Authenticator {
     }
     const hash = hashSecret(secret);
     if (this.adminHash !== null && sameHash(hash, this.adminHash)) return { kind: 'admin' };
-    const key = await this.store.findKeyByHash(hash);
-    if (!key) throw invalidKey();
+    const found = await this.store.findKeyWithAccountByHash(hash);
+    if (!found) throw invalidKey();
+    const { key, account } = found;
     const now = this.nowSeconds();
     if (key.revokedAt !== null) throw invalidKey('This API key has been revoked.');
     if (key.expiresAt !== null && key.expiresAt <= now) throw invalidKey('This API key has expired.');
-    const account = await this.store.getAccount(key.accountId);
-    if (!account) throw invalidKey();
     if (account.status !== 'active') {
       throw new TokenmillError('permission', 'account_inactive', `The account '${account.id}' is ${account.status}.`);
     }

@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
-import type { ApiKey, NewApiKey } from '../store.js';
+import type { Account, ApiKey, NewApiKey } from '../store.js';
+import { rowToAccount } from './accounts-repository.js';
 import type { ApiKeysTable, Tables } from '../tables.js';
 import { newId } from '../new-id.js';
 import { assertSafeInteger, toSafeInteger, toSafeIntegerOrNull } from '../to-safe-integer.js';
@@ -69,6 +70,39 @@ export class KeysRepository {
   }
 
   /** Revoked and expired keys too: the caller decides what they mean. */
+  /** The key with this hash and its account, in one query (the authentication path). */
+  async findWithAccountByHash(secretHash: string): Promise<{ key: ApiKey; account: Account } | null> {
+    const row = await this.db
+      .selectFrom('api_keys')
+      .innerJoin('accounts', 'accounts.id', 'api_keys.account_id')
+      .selectAll('api_keys')
+      .select([
+        'accounts.name as account_name',
+        'accounts.status as account_status',
+        'accounts.balance_micros as account_balance_micros',
+        'accounts.created_at as account_created_at',
+        'accounts.rpm as account_rpm',
+        'accounts.tpm as account_tpm',
+        'accounts.max_concurrency as account_max_concurrency',
+      ])
+      .where('api_keys.secret_hash', '=', secretHash)
+      .executeTakeFirst();
+    if (!row) return null;
+    return {
+      key: rowToApiKey(row),
+      account: rowToAccount({
+        id: row.account_id,
+        name: row.account_name,
+        status: row.account_status,
+        balance_micros: row.account_balance_micros,
+        created_at: row.account_created_at,
+        rpm: row.account_rpm,
+        tpm: row.account_tpm,
+        max_concurrency: row.account_max_concurrency,
+      }),
+    };
+  }
+
   async findByHash(secretHash: string): Promise<ApiKey | null> {
     const row = await this.db.selectFrom('api_keys').selectAll().where('secret_hash', '=', secretHash).executeTakeFirst();
     return row ? rowToApiKey(row) : null;

@@ -39,6 +39,16 @@ export function keysCases(context: StoreContext): void {
     assert.equal(await store.findKeyByHash('0'.repeat(64)), null);
   });
 
+  test('findKeyWithAccountByHash returns the key and its account in one read', async () => {
+    const store = context.store();
+    const account = await store.createAccount({ name: 'joined', now: RESERVE_NOW, limits: { rpm: 5, tpm: null, maxConcurrency: 2 } });
+    await store.addCredits({ accountId: account.id, amountMicros: 1234, note: null, now: RESERVE_NOW });
+    const input = newKeyInput(account.id, { name: 'joined-key', rpm: 7 });
+    const key = await store.createKey(input);
+    assert.deepEqual(await store.findKeyWithAccountByHash(input.secretHash), { key, account: await store.getAccount(account.id) });
+    assert.equal(await store.findKeyWithAccountByHash('0'.repeat(64)), null);
+  });
+
   test('a secret hash is unique, and a key needs an existing account', async () => {
     const store = context.store();
     const account = await fundedAccount(store, 0);
