@@ -22,6 +22,8 @@ export interface TokenmillServerOptions {
   contextSize: number;
   /** How long the model may take to load before the bench gives up, ms. */
   readyTimeoutMs: number;
+  /** Extra environment (e.g. TOKENMILL_AUTH=on, DATABASE_URL): it overrides the catalog. */
+  env?: Record<string, string>;
 }
 
 export interface TokenmillServer {
@@ -47,7 +49,7 @@ export async function startTokenmill(options: TokenmillServerOptions): Promise<T
   const child = spawn(
     process.execPath,
     [path.join(repositoryRoot, 'bin', 'tokenmill.js'), 'serve', '--config', configPath, '--port', String(port)],
-    { cwd: repositoryRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TOKENMILL_LOG_LEVEL: 'warn' } },
+    { cwd: repositoryRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TOKENMILL_LOG_LEVEL: 'warn', ...options.env } },
   );
   trackChild(child);
   const stdout = new OutputTail(child.stdout);

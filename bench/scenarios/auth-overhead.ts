@@ -1,10 +1,7 @@
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
-import { installChildCleanup, OutputTail, stopChild, trackChild } from '../child-processes.js';
-import { repositoryRoot } from '../paths.js';
+import { BENCH_MODELS } from '../bench-models.js';
+import { installChildCleanup } from '../child-processes.js';
+import { startTokenmill, type TokenmillServer } from '../server-process.js';
 import { summarize, type Summary } from '../stats.js';
 
 /**
@@ -24,45 +21,17 @@ export interface AuthOverheadResult {
 const ADMIN_KEY = 'tm-bench-admin-key-0123456789abcdef';
 const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
 
-interface Server {
-  url: string;
-  stop(): Promise<void>;
-}
-
-async function startServer(auth: boolean, env: Record<string, string>): Promise<Server> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tokenmill-bench-auth-'));
-  const child = spawn(process.execPath, [path.join(repositoryRoot, 'bin', 'tokenmill.js'), 'serve', '--port', '0'], {
-    cwd: repositoryRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      TOKENMILL_AUTH: auth ? 'on' : 'off',
-      TOKENMILL_ADMIN_KEY: ADMIN_KEY,
-      TOKENMILL_DATA_DIR: dataDir,
-      TOKENMILL_LOG_LEVEL: 'info',
-      ...env,
-    },
+async function startServer(auth: boolean, env: Record<string, string>): Promise<TokenmillServer> {
+  const model = BENCH_MODELS.stories;
+  return startTokenmill({
+    modelId: model.id,
+    modelPath: model.path,
+    sequences: 4,
+    threads: 1,
+    contextSize: 2048,
+    readyTimeoutMs: 60_000,
+    env: { TOKENMILL_AUTH: auth ? 'on' : 'off', TOKENMILL_ADMIN_KEY: ADMIN_KEY, ...env },
   });
-  trackChild(child);
-  const stdout = new OutputTail(child.stdout!);
-  new OutputTail(child.stderr!);
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${stdout}`)), 60_000);
-    child.stdout!.on('data', () => {
-      const match = /"url":"(http:\/\/[^"]+)".*Tokenmill is ready/.exec(String(stdout));
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-  });
-  return {
-    url,
-    stop: async () => {
-      await stopChild(child, 5_000);
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
 }
 
 function post(url: string, path: string, body: unknown, key: string | null): Promise<{ status: number; body: string }> {
@@ -101,19 +70,19 @@ export async function runAuthOverhead(options: { backend: string; env?: Record<s
   const off = await startServer(false, options.env ?? {});
   const on = await startServer(true, options.env ?? {});
   try {
-    const account = await post(on.url, '/v1/admin/accounts', { name: 'bench', credits_usd: 1000 }, ADMIN_KEY);
+    const account = await post(on.baseUrl, '/v1/admin/accounts', { name: 'bench', credits_usd: 1000 }, ADMIN_KEY);
     const accountId = JSON.parse(account.body).id as string;
-    const created = await post(on.url, `/v1/admin/accounts/${accountId}/keys`, { name: 'bench', rpm: 1_000_000, tpm: 1_000_000_000, max_concurrency: 100 }, ADMIN_KEY);
+    const created = await post(on.baseUrl, `/v1/admin/accounts/${accountId}/keys`, { name: 'bench', rpm: 1_000_000, tpm: 1_000_000_000, max_concurrency: 100 }, ADMIN_KEY);
     const key = JSON.parse(created.body).key as string;
     const samplesOff: number[] = [];
     const samplesOn: number[] = [];
     for (let warm = 0; warm < 30; warm++) {
-      await timed(off.url, null);
-      await timed(on.url, key);
+      await timed(off.baseUrl, null);
+      await timed(on.baseUrl, key);
     }
     for (let round = 0; round < (options.rounds ?? 10); round++) {
-      for (let index = 0; index < (options.perRound ?? 40); index++) samplesOff.push(await timed(off.url, null));
-      for (let index = 0; index < (options.perRound ?? 40); index++) samplesOn.push(await timed(on.url, key));
+      for (let index = 0; index < (options.perRound ?? 40); index++) samplesOff.push(await timed(off.baseUrl, null));
+      for (let index = 0; index < (options.perRound ?? 40); index++) samplesOn.push(await timed(on.baseUrl, key));
     }
     const offSummary = summarize(samplesOff);
     const onSummary = summarize(samplesOn);

@@ -40,11 +40,8 @@ export function authenticate(deps: AppDependencies, audience: Audience) {
 
 /** 404 `model_not_found` for unknown models and for models the key may not use (as OpenAI answers both). */
 export function requireModelAccess(deps: AppDependencies, principal: Principal, model: string): void {
-  if (!deps.engine.hasModel(model) || !Authenticator.mayUseModel(principal, model)) {
-    const error = modelNotFound(model);
-    if (deps.engine.hasModel(model)) {
-      throw new TokenmillError('not_found', 'model_not_found', `The model '${model}' does not exist or you do not have access to it.`, { param: 'model' });
-    }
-    throw error;
+  if (!deps.engine.hasModel(model)) throw modelNotFound(model);
+  if (!Authenticator.mayUseModel(principal, model)) {
+    throw new TokenmillError('not_found', 'model_not_found', `The model '${model}' does not exist or you do not have access to it.`, { param: 'model' });
   }
 }

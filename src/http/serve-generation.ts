@@ -8,6 +8,7 @@ import { UsageMeter } from '../core/metering/usage-meter.js';
 import type { RequestObserver } from '../core/metrics/serving-metrics.js';
 import { formatRateLimitHeaders } from '../core/ratelimit/headers.js';
 import type { AppDependencies } from './app.js';
+import { watchClient } from './client-abort.js';
 import { mapError } from './errors.js';
 import { SseWriter } from './sse.js';
 import { streamEvents } from './stream-events.js';
@@ -35,17 +36,12 @@ export async function serveGeneration<Result>(
   const arrivedAt = performance.now();
   const ticket = await admit(deps, request, inference, endpoint);
   const rateHeaders = ticket ? formatRateLimitHeaders(ticket.headers) : {};
-  const controller = new AbortController();
-  const untrack = deps.lifecycle.track(controller);
-  const onClose = () => {
-    if (!reply.raw.writableFinished) controller.abort();
-  };
-  reply.raw.on('close', onClose);
+  const client = watchClient(deps, reply);
   const meter = new UsageMeter(inference.n, arrivedAt);
   const observer = deps.metrics.watch(inference.model, arrivedAt);
   let failure: unknown = null;
   try {
-    const events = metered(runChoices(deps.engine, inference, controller.signal), meter, observer);
+    const events = metered(runChoices(deps.engine, inference, client.signal), meter, observer);
     if (!inference.stream) {
       try {
         for await (const event of events) encoders.collector.add(event);
@@ -74,7 +70,7 @@ export async function serveGeneration<Result>(
       },
       fail(error, started) {
         failure = error;
-        if (error instanceof AbortedError || controller.signal.aborted) {
+        if (error instanceof AbortedError || client.signal.aborted) {
           writer.end();
           return;
         }
@@ -95,9 +91,8 @@ export async function serveGeneration<Result>(
       },
     });
   } finally {
-    reply.raw.off('close', onClose);
-    untrack();
-    await ticket?.settle(meter.outcome(failure, controller.signal.aborted)).catch((error: unknown) => {
+    client.release();
+    await ticket?.settle(meter.outcome(failure, client.signal.aborted)).catch((error: unknown) => {
       request.log.error({ err: error, requestId: request.id }, 'settling usage failed');
     });
   }

@@ -22,7 +22,8 @@ export async function bootstrapAccounts(store: Store, accounts: AccountService, 
   const secrets: BootstrapSecrets = { adminKey: null, demoKey: null, demoAccountId: null };
   if (auth.admin_key !== null) {
     const hash = hashSecret(auth.admin_key);
-    if ((await store.setSettingIfAbsent(ADMIN_KEY_SETTING, hash)) !== hash) await replaceSetting(store, hash);
+    // TOKENMILL_ADMIN_KEY changed since the first start: the configured key wins.
+    if ((await store.setSettingIfAbsent(ADMIN_KEY_SETTING, hash)) !== hash) await store.setSetting(ADMIN_KEY_SETTING, hash);
   } else {
     const generated = generateSecret();
     const hash = hashSecret(generated);
@@ -40,7 +41,3 @@ export async function bootstrapAccounts(store: Store, accounts: AccountService, 
   return secrets;
 }
 
-/** TOKENMILL_ADMIN_KEY changed since the first start: the configured key wins. */
-async function replaceSetting(store: Store, hash: string): Promise<void> {
-  await store.setSetting(ADMIN_KEY_SETTING, hash);
-}

@@ -41,12 +41,17 @@ export class UsageMeter {
     const usage: TokenCounts | null = this.started
       ? { promptTokens: this.totals.promptTokens, cachedTokens: this.totals.cachedTokens, completionTokens: this.totals.completionTokens }
       : null;
-    const status = error === null ? 'completed' : error instanceof AbortedError || clientGone ? 'cancelled' : 'failed';
     return {
       usage,
-      status,
+      status: outcomeStatus(error, clientGone),
       latencyMs: performance.now() - this.arrivedAt,
       ttftMs: this.firstTokenAt === null ? null : this.firstTokenAt - this.arrivedAt,
     };
   }
+}
+
+/** `completed`, `cancelled` (the client went away) or `failed`, for a request that ended with `error` (or null). */
+export function outcomeStatus(error: unknown, clientGone: boolean): string {
+  if (error === null) return 'completed';
+  return error instanceof AbortedError || clientGone ? 'cancelled' : 'failed';
 }

@@ -5,7 +5,8 @@ import type { AppDependencies } from '../../app.js';
 import { parseBody } from '../../parse-body.js';
 import { authenticate, requireModelAccess } from '../../authenticate.js';
 import { formatRateLimitHeaders } from '../../../core/ratelimit/headers.js';
-import { UsageMeter } from '../../../core/metering/usage-meter.js';
+import { outcomeStatus } from '../../../core/metering/usage-meter.js';
+import { watchClient } from '../../client-abort.js';
 
 export function registerEmbeddings(app: FastifyInstance, deps: AppDependencies): void {
   app.post('/v1/embeddings', { preHandler: authenticate(deps, 'inference') }, async (request, reply) => {
@@ -33,14 +34,9 @@ export function registerEmbeddings(app: FastifyInstance, deps: AppDependencies):
         : null;
     let promptTokensUsed: number | null = null;
     let failure: unknown = null;
-    const controller = new AbortController();
-    const untrack = deps.lifecycle.track(controller);
-    const onClose = () => {
-      if (!reply.raw.writableFinished) controller.abort();
-    };
-    reply.raw.on('close', onClose);
+    const client = watchClient(deps, reply);
     try {
-      const { vectors, promptTokens } = await deps.engine.embed(wire.model, inputs, controller.signal).catch((error: unknown) => {
+      const { vectors, promptTokens } = await deps.engine.embed(wire.model, inputs, client.signal).catch((error: unknown) => {
         failure = error;
         throw error;
       });
@@ -58,13 +54,15 @@ export function registerEmbeddings(app: FastifyInstance, deps: AppDependencies):
       };
       return reply.headers(ticket ? formatRateLimitHeaders(ticket.headers) : {}).send(body);
     } finally {
-      reply.raw.off('close', onClose);
-      untrack();
-      if (ticket) {
-        const outcome = new UsageMeter(1, arrivedAt).outcome(failure, controller.signal.aborted);
-        outcome.usage = promptTokensUsed === null ? null : { promptTokens: promptTokensUsed, cachedTokens: 0, completionTokens: 0 };
-        await ticket.settle(outcome).catch((error: unknown) => request.log.error({ err: error }, 'settling usage failed'));
-      }
+      client.release();
+      await ticket
+        ?.settle({
+          usage: promptTokensUsed === null ? null : { promptTokens: promptTokensUsed, cachedTokens: 0, completionTokens: 0 },
+          status: outcomeStatus(failure, client.signal.aborted),
+          latencyMs: performance.now() - arrivedAt,
+          ttftMs: null,
+        })
+        .catch((error: unknown) => request.log.error({ err: error }, 'settling usage failed'));
     }
   });
 }
