@@ -5,6 +5,7 @@ import { Kysely, PostgresDialect, type SqliteDatabase } from 'kysely';
 import pg from 'pg';
 import { ImmediateSqliteDialect } from './immediate-sqlite-dialect.js';
 import { KyselyStore } from './kysely-store.js';
+import { SqliteHotPath } from './sqlite-hot-path.js';
 import { postgresDialect, sqliteDialect } from './sql-dialect.js';
 import type { Store } from './store.js';
 import type { Tables } from './tables.js';
@@ -34,7 +35,9 @@ export async function openStore(options: { databaseUrl: string | null; dataDir: 
     database.close();
     throw error;
   }
-  return new KyselyStore(new Kysely<Tables>({ dialect: new ImmediateSqliteDialect({ database: cachingStatements(database) }) }), sqliteDialect);
+  const kysely = new Kysely<Tables>({ dialect: new ImmediateSqliteDialect({ database: cachingStatements(database) }) });
+  // The hot path prepares its statements against the tables, so it is built lazily, after migrations.
+  return new KyselyStore(kysely, sqliteDialect, () => new SqliteHotPath(database, kysely));
 }
 
 /** Statements kept per SQL text; Kysely's queries have a fixed set of shapes, so this stays small. */

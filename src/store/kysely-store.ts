@@ -6,6 +6,7 @@ import { ReservationsRepository } from './repositories/reservations-repository.j
 import { SettingsRepository } from './repositories/settings-repository.js';
 import { UsageRepository } from './repositories/usage-repository.js';
 import type { SqlDialect } from './sql-dialect.js';
+import type { SqliteHotPath } from './sqlite-hot-path.js';
 import type {
   AccountLimits,
   Account,
@@ -29,8 +30,13 @@ export class KyselyStore implements Store {
   readonly #reservations: ReservationsRepository;
   readonly #usage: UsageRepository;
   readonly #settings: SettingsRepository;
+  /** SQLite only: the request path's operations without Kysely (decision 0010). */
+  readonly #makeHotPath: (() => SqliteHotPath) | null;
+  #builtHotPath: SqliteHotPath | null = null;
 
-  constructor(db: Kysely<Tables>, dialect: SqlDialect) {
+  /** `hotPath`: builds the SQLite hot path; called on first use, after migrations (it prepares statements). */
+  constructor(db: Kysely<Tables>, dialect: SqlDialect, hotPath: (() => SqliteHotPath) | null = null) {
+    this.#makeHotPath = hotPath;
     this.#db = db;
     this.#dialect = dialect;
     this.#accounts = new AccountsRepository(db);
@@ -38,6 +44,11 @@ export class KyselyStore implements Store {
     this.#reservations = new ReservationsRepository(db);
     this.#usage = new UsageRepository(db, dialect);
     this.#settings = new SettingsRepository(db);
+  }
+
+  get #hotPath(): SqliteHotPath | null {
+    if (this.#makeHotPath === null) return null;
+    return (this.#builtHotPath ??= this.#makeHotPath());
   }
 
   /**
@@ -84,6 +95,7 @@ export class KyselyStore implements Store {
     return this.#keys.findByHash(secretHash);
   }
   findKeyWithAccountByHash(secretHash: string): Promise<{ key: ApiKey; account: Account } | null> {
+    if (this.#hotPath) return Promise.resolve(this.#hotPath.findKeyWithAccountByHash(secretHash));
     return this.#keys.findWithAccountByHash(secretHash);
   }
   listKeys(accountId: string): Promise<ApiKey[]> {
@@ -97,13 +109,14 @@ export class KyselyStore implements Store {
   }
 
   reserve(request: ReservationRequest): Promise<ReservationResult> {
-    return this.#reservations.reserve(request);
+    return this.#hotPath ? this.#hotPath.reserve(request) : this.#reservations.reserve(request);
   }
   settle(record: UsageRecord): Promise<void> {
-    return this.#reservations.settle(record);
+    return this.#hotPath ? this.#hotPath.settle(record) : this.#reservations.settle(record);
   }
   async release(requestId: string): Promise<void> {
-    await this.#reservations.release(requestId);
+    if (this.#hotPath) await this.#hotPath.release(requestId);
+    else await this.#reservations.release(requestId);
   }
   releaseStale(before: number): Promise<number> {
     return this.#reservations.releaseStale(before);
