@@ -115,6 +115,11 @@ async function openAuthServices(
       if (!found) throw modelNotFound(model);
       return found;
     },
+    defaultKeyLimits: {
+      rpm: config.auth.default_key_limits.rpm,
+      tpm: config.auth.default_key_limits.tpm,
+      maxConcurrency: config.auth.default_key_limits.max_concurrency,
+    },
     now: Date.now,
   });
   const auth: AuthServices = {

@@ -109,6 +109,15 @@ function applyEnvironment(raw: RawCatalog, env: NodeJS.ProcessEnv): void {
     if (!['on', 'off'].includes(env.TOKENMILL_AUTH)) throw new ConfigError(`TOKENMILL_AUTH must be 'on' or 'off'`);
     auth.enabled = env.TOKENMILL_AUTH === 'on';
   }
+  const defaults: Record<string, unknown> = { ...((auth.default_key_limits as Record<string, unknown> | undefined) ?? {}) };
+  for (const [name, key] of [['TOKENMILL_DEFAULT_KEY_RPM', 'rpm'], ['TOKENMILL_DEFAULT_KEY_TPM', 'tpm']] as const) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    const number = Number(value);
+    if (value !== 'none' && !Number.isInteger(number)) throw new ConfigError(`${name} must be an integer or 'none', got '${value}'`);
+    defaults[key] = value === 'none' ? null : number;
+  }
+  if (Object.keys(defaults).length > 0) auth.default_key_limits = defaults;
   raw.auth = auth;
 }
 

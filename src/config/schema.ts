@@ -86,6 +86,18 @@ export const authSchema = z
     bootstrap_demo_account: z.boolean().default(true),
     /** Credits of the demo account, USD. */
     demo_credits_usd: z.number().nonnegative().default(10),
+    /**
+     * Limits of a key that sets none of its own (as a provider's default tier); null: unlimited. With a limit every
+     * response carries its x-ratelimit-* headers.
+     */
+    default_key_limits: z
+      .object({
+        rpm: z.number().int().positive().nullable().default(10_000),
+        tpm: z.number().int().positive().nullable().default(10_000_000),
+        max_concurrency: z.number().int().positive().nullable().default(null),
+      })
+      .strict()
+      .default({ rpm: 10_000, tpm: 10_000_000, max_concurrency: null }),
   })
   .strict();
 
@@ -120,4 +132,6 @@ export const environmentVariables = {
   REDIS_URL: 'redis://... to share rate limits between instances (default: in memory)',
   TOKENMILL_ADMIN_KEY: 'the admin API key (default: generated at the first start, printed once, stored hashed)',
   TOKENMILL_AUTH: 'set to "off" to accept any key with no limits and no billing (default on)',
+  TOKENMILL_DEFAULT_KEY_RPM: 'requests per minute of a key that sets no rpm of its own; "none": unlimited (default 10000)',
+  TOKENMILL_DEFAULT_KEY_TPM: 'tokens per minute of a key that sets no tpm of its own; "none": unlimited (default 10000000)',
 } as const;

@@ -197,6 +197,19 @@ describe('accounts, keys, billing and limits (SQLite, memory limiter)', () => {
     assert.equal((refusal.reason as { error?: { code?: string } }).error?.code, 'insufficient_quota');
   });
 
+  test('a key without limits of its own gets the default key limits, and their headers', async () => {
+    const { key } = await newAccount(1);
+    const body = { model: STORIES, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 };
+    const response = await rawRequest(server.url, 'POST', '/v1/chat/completions', body, { authorization: `Bearer ${key.key}` });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get('x-ratelimit-limit-requests'), '10000');
+    assert.equal(response.headers.get('x-ratelimit-remaining-requests'), '9999');
+    assert.equal(response.headers.get('x-ratelimit-limit-tokens'), '10000000');
+    assert.ok(Number(response.headers.get('x-ratelimit-remaining-tokens')) < 10_000_000);
+    assert.ok(response.headers.get('x-ratelimit-reset-requests'));
+    assert.ok(response.headers.get('x-ratelimit-reset-tokens'));
+  });
+
   test('rate limits: headers on every response, 429 rate_limit_exceeded with retry-after beyond rpm', async () => {
     const { key } = await newAccount(1, { rpm: 3, tpm: 100_000 });
     const body = { model: STORIES, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 };

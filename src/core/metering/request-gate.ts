@@ -1,5 +1,5 @@
 import { admitSubjects, type LimitedSubject } from '../ratelimit/admit-subjects.js';
-import type { RateLimiter, RateLimitHeaders } from '../ratelimit/rate-limiter.js';
+import type { LimitSpec, RateLimiter, RateLimitHeaders } from '../ratelimit/rate-limiter.js';
 import type { Store, UsageRecord } from '../../store/store.js';
 import type { Principal } from '../accounts/authenticator.js';
 import { costMicros, worstCaseMicros, type ModelPrices, type TokenCounts } from '../billing/prices.js';
@@ -39,6 +39,8 @@ export interface RequestGateDeps {
   store: Store;
   limiter: RateLimiter;
   prices: (model: string) => ModelPrices;
+  /** Limits of a key that sets none of its own (null fields: unlimited). */
+  defaultKeyLimits?: LimitSpec;
   /** ms since epoch. */
   now: () => number;
 }
@@ -55,7 +57,13 @@ export class RequestGate {
     if (principal.kind !== 'key') return openTicket();
     const { key, account } = principal;
     const reservedTokens = request.promptTokens + request.maxCompletionTokens;
-    const subjects: LimitedSubject[] = [{ subject: `key:${key.id}`, limits: { rpm: key.rpm, tpm: key.tpm, maxConcurrency: key.maxConcurrency } }];
+    const defaults = this.deps.defaultKeyLimits;
+    const limits: LimitSpec = {
+      rpm: key.rpm ?? defaults?.rpm ?? null,
+      tpm: key.tpm ?? defaults?.tpm ?? null,
+      maxConcurrency: key.maxConcurrency ?? defaults?.maxConcurrency ?? null,
+    };
+    const subjects: LimitedSubject[] = [{ subject: `key:${key.id}`, limits }];
     const accountLimits = account.limits;
     if (accountLimits.rpm !== null || accountLimits.tpm !== null || accountLimits.maxConcurrency !== null) {
       subjects.push({ subject: `account:${account.id}`, limits: accountLimits });
