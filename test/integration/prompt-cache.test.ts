@@ -14,10 +14,13 @@ function messages() {
   ];
 }
 
+/** Whole micro-USD per token (10, 4 and 20 USD per 1M), so that costs compare exactly. */
+const PRICES = { input: 10, cached_input: 4, output: 20 };
+
 async function serverWithScope(scope: 'account' | 'global'): Promise<TestServer> {
   return startTestServer({
     auth: { enabled: true, admin_key: ADMIN_KEY, bootstrap_demo_account: false },
-    models: [{ id: STORIES, path: `${modelsDir}/stories260K.gguf`, context_size: 2048, prompt_cache: { scope } }],
+    models: [{ id: STORIES, path: `${modelsDir}/stories260K.gguf`, context_size: 2048, prompt_cache: { scope }, prices: PRICES }],
   });
 }
 
@@ -26,6 +29,17 @@ async function newKey(server: TestServer): Promise<OpenAI> {
   const account = await rawRequest(server.url, 'POST', '/v1/admin/accounts', { name: 'cache', credits_usd: 1 }, headers);
   const key = await rawRequest(server.url, 'POST', `/v1/admin/accounts/${account.body.id}/keys`, { name: 'k' }, headers);
   return new OpenAI({ baseURL: `${server.url}/v1`, apiKey: key.body.key, maxRetries: 0 });
+}
+
+/** The usage record of a request (settled right after the response: polled). */
+async function usageRecord(server: TestServer, client: OpenAI, requestId: string): Promise<{ cost_micros: number; cached_tokens: number }> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const response = await rawRequest(server.url, 'GET', '/v1/usage/requests?limit=100', undefined, { authorization: `Bearer ${client.apiKey}` });
+    const record = (response.body.data as Array<{ id: string; cost_micros: number; cached_tokens: number }>).find((entry) => entry.id === requestId);
+    if (record) return record;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`no usage record for ${requestId}`);
 }
 
 function ask(client: OpenAI, conversation: ReturnType<typeof messages>, extra: Record<string, unknown> = {}) {
@@ -46,6 +60,38 @@ describe('prompt cache, default account scope', () => {
     assert.equal(cached(await ask(client, conversation, { cache_salt: 'b' })), 0);
     assert.equal(cached(await ask(client, conversation)), 0, 'no salt is a scope of its own');
     assert.ok(cached(await ask(client, conversation, { cache_salt: 'a' })) > cold.usage!.prompt_tokens / 2);
+  });
+
+  test('a hit costs less than the cold request by exactly cached tokens x (input - cached_input)', async () => {
+    const client = await newKey(server);
+    const conversation = messages();
+    const cold = await client.chat.completions.create({ model: STORIES, messages: conversation, max_tokens: 4, temperature: 0 }).withResponse();
+    const hit = await client.chat.completions.create({ model: STORIES, messages: conversation, max_tokens: 4, temperature: 0 }).withResponse();
+    assert.equal(cached(cold.data), 0);
+    const hitTokens = cached(hit.data);
+    assert.ok(hitTokens > 0);
+    assert.equal(hit.data.choices[0].message.content, cold.data.choices[0].message.content);
+    assert.equal(hit.data.usage!.completion_tokens, cold.data.usage!.completion_tokens);
+    const coldRecord = await usageRecord(server, client, cold.response.headers.get('x-request-id')!);
+    const hitRecord = await usageRecord(server, client, hit.response.headers.get('x-request-id')!);
+    assert.equal(hitRecord.cached_tokens, hitTokens);
+    assert.equal(coldRecord.cost_micros - hitRecord.cost_micros, hitTokens * (PRICES.input - PRICES.cached_input));
+    const expectedCold = cold.data.usage!.prompt_tokens * PRICES.input + cold.data.usage!.completion_tokens * PRICES.output;
+    assert.equal(coldRecord.cost_micros, expectedCold);
+  });
+
+  test('a computed prefix is copied to other sequences: concurrent requests all hit and answer as cold ones do', async () => {
+    const client = await newKey(server);
+    const conversation = messages();
+    const questions = Array.from({ length: 6 }, (_, index) => `Question ${index}: what did the cat do?`);
+    const withQuestion = (question: string) => [conversation[0], { role: 'user' as const, content: question }];
+    const cold = await Promise.all(questions.map((question, index) => ask(client, withQuestion(question), { cache_salt: `cold-${index}` })));
+    await ask(client, conversation);
+    const warm = await Promise.all(questions.map((question) => ask(client, withQuestion(question))));
+    for (let index = 0; index < questions.length; index++) {
+      assert.equal(warm[index].choices[0].message.content, cold[index].choices[0].message.content, `question ${index}`);
+      assert.ok(cached(warm[index]) >= 40, `question ${index} reused ${cached(warm[index])} of ${warm[index].usage!.prompt_tokens}`);
+    }
   });
 
   test('concurrent requests with one prefix are all correct; later ones hit', async () => {

@@ -56,6 +56,8 @@ export class LlamaModelRunner {
   private embeddingQueue: Promise<unknown> = Promise.resolve();
   private readonly toolFormat: ToolCallFormat;
   private readonly grammars: GrammarCache;
+  /** Every slot, free or busy: donors of computed prefixes. */
+  private readonly slots: readonly Slot[];
 
   private constructor(
     private readonly config: ModelConfig,
@@ -72,6 +74,7 @@ export class LlamaModelRunner {
       ownedBy: 'tokenmill',
     };
     this.scheduler = new SlotScheduler(slots, config.max_queue);
+    this.slots = slots;
     this.vocabularySize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
     this.eogTokens = findEogTokens(model, this.vocabularySize);
     this.toolFormat = selectToolCallFormat(chatWrapper);
@@ -158,8 +161,9 @@ export class LlamaModelRunner {
     const reusable = slot.scope === scope;
     slot.scope = scope;
     try {
+      await this.borrowPrefix(slot, prompt.tokens, reusable);
       if (request.echo) yield { type: 'text-delta', text: echoText(request.prompt, this.model), logprobs: null };
-      yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, reusable, signal);
+      yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, true, signal);
     } finally {
       slot.lastUsed = Date.now();
       this.scheduler.release(slot);
@@ -253,6 +257,29 @@ export class LlamaModelRunner {
       if (tail.length > 0) yield* reader.push(tail, null);
     }
     yield { type: 'end', finishReason: reader.finish(finishReason), usage };
+  }
+
+  /**
+   * When another slot of the same scope (free or busy) holds a longer computed prefix of the prompt than `slot`
+   * does, by at least MIN_PREFIX_COPY tokens, copies it into `slot` (decision 0011): concurrent requests that share a
+   * system prompt then compute it once, not once per sequence. A slot of another scope is emptied first.
+   */
+  private async borrowPrefix(slot: Slot, tokens: readonly Token[], reusable: boolean): Promise<void> {
+    if (!reusable) await this.hooks.truncate(slot.sequence, 0);
+    const own = commonPrefixLength(slot.sequence.contextTokens, tokens);
+    let donor: Slot | null = null;
+    let best = own + MIN_PREFIX_COPY - 1;
+    for (const other of this.slots) {
+      if (other === slot || other.scope !== slot.scope) continue;
+      const length = commonPrefixLength(other.sequence.contextTokens, tokens);
+      if (length > best) {
+        donor = other;
+        best = length;
+      }
+    }
+    if (donor === null || !this.hooks.canCopy(slot.sequence) || !this.hooks.canCopy(donor.sequence)) return;
+    // At least the last prompt token is evaluated (its logits start generation).
+    await this.hooks.copyPrefix(donor.sequence, slot.sequence, tokens, Math.min(best, tokens.length - 1));
   }
 
   async embed(inputs: Array<string | number[]>, signal: AbortSignal): Promise<{ vectors: number[][]; promptTokens: number }> {
@@ -355,6 +382,9 @@ export class LlamaModelRunner {
     return { token: text, logprob: Math.log(probabilities.get(token) ?? 0), bytes: utf8Bytes(text), top: alternatives };
   }
 }
+
+/** Fewer shared tokens than this are recomputed rather than copied from another sequence (a copy costs ~1 ms). */
+const MIN_PREFIX_COPY = 32;
 
 /**
  * Keeps the longest prefix of the sequence's state that matches the prompt and erases the rest; at least the last

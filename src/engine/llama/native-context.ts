@@ -1,3 +1,6 @@
+import { unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { LlamaContext, LlamaContextSequence, Token } from 'node-llama-cpp';
 
 /**
@@ -11,6 +14,9 @@ import type { LlamaContext, LlamaContextSequence, Token } from 'node-llama-cpp';
  *    waited until every other stream finished (seconds of TTFT). Truncating the tail of an idle sequence only needs
  *    llama.cpp's KV cache to be left alone while a decode runs, so `truncate` updates the sequence's token list at
  *    once and removes the KV cells right away when no decode is running, else just before the next decode starts.
+ * 3. Copying a computed prefix from one sequence to another (decision 0011). llama.cpp's seq_cp is not exposed, but
+ *    saving a sequence's state to a file and loading it into another is; both run between decodes (a decode waits
+ *    for a copy in progress and a copy for the decode in progress), never under node-llama-cpp's context lock.
  */
 
 interface NativeContext {
@@ -18,7 +24,12 @@ interface NativeContext {
   decodeBatch(): Promise<void>;
   setThreads(threads: number): void;
   removeTokenCellsFromSequence(sequenceId: number, start: number, end: number): boolean;
+  getSequenceKvCacheMaxPosition(sequenceId: number): number;
+  saveSequenceStateToFile(filePath: string, sequenceId: number, tokens: Uint32Array): Promise<number>;
+  loadSequenceStateFromFile(filePath: string, sequenceId: number, maxContextSize: number): Promise<Uint32Array>;
 }
+
+let copyFileCounter = 0;
 
 /** The private fields of LlamaContextSequence that `truncate` maintains as `_eraseContextTokenRanges` does. */
 interface SequenceInternals {
@@ -31,6 +42,11 @@ interface SequenceInternals {
 
 export class NativeContextHooks {
   private decoding = false;
+  /** Settles when the decode in progress ends; null when none runs. */
+  private decodeDone: Promise<void> | null = null;
+  /** Settles when every queued prefix copy has ended; null when none is queued. */
+  private copiesDone: Promise<void> | null = null;
+  private copying = false;
   private readonly pendingRemovals: Array<() => void> = [];
 
   private constructor(private readonly native: NativeContext) {}
@@ -38,7 +54,15 @@ export class NativeContextHooks {
   /** Installs the hooks on a context. Throws when node-llama-cpp's private shape is not the expected one. */
   static attach(context: LlamaContext, threads: number, batchThreads: number): NativeContextHooks {
     const native = (context as unknown as { _ctx?: Partial<NativeContext> })._ctx;
-    const methods = ['initBatch', 'decodeBatch', 'setThreads', 'removeTokenCellsFromSequence'] as const;
+    const methods = [
+      'initBatch',
+      'decodeBatch',
+      'setThreads',
+      'removeTokenCellsFromSequence',
+      'getSequenceKvCacheMaxPosition',
+      'saveSequenceStateToFile',
+      'loadSequenceStateFromFile',
+    ] as const;
     if (!native || methods.some((method) => typeof native[method] !== 'function')) {
       throw new Error('This node-llama-cpp build does not have the expected native context; Tokenmill needs node-llama-cpp 3.21.1.');
     }
@@ -68,8 +92,62 @@ export class NativeContextHooks {
         throw new Error(`llama.cpp refused to remove KV cells ${start}..${end} of sequence ${sequenceId}`);
       }
     };
-    if (this.decoding) this.pendingRemovals.push(remove);
+    if (this.decoding || this.copying) this.pendingRemovals.push(remove);
     else remove();
+  }
+
+  /** Whether `copyPrefix` works for this sequence's model (KV caches that can drop a tail; no token predictor). */
+  canCopy(sequence: LlamaContextSequence): boolean {
+    const internals = sequence as unknown as SequenceInternals;
+    return !sequence.needsCheckpoints && internals._tokenPredictor === undefined && internals._loadedTokenPredictions.length === 0;
+  }
+
+  /**
+   * Makes `target` (idle) hold the first tokens of `prefix` as computed by `source` (idle or busy): up to `length`
+   * tokens, fewer when the source no longer holds them when the copy runs. Returns how many tokens `target` holds.
+   * Both sequences must pass `canCopy`.
+   */
+  async copyPrefix(source: LlamaContextSequence, target: LlamaContextSequence, prefix: readonly Token[], length: number): Promise<number> {
+    const from = source as unknown as SequenceInternals;
+    const to = target as unknown as SequenceInternals;
+    const run = async (): Promise<number> => {
+      while (this.decodeDone !== null) await this.decodeDone;
+      // The source's token list trails its KV cache (tokens are appended after their decode), so it is a safe bound.
+      let copied = 0;
+      const limit = Math.min(length, prefix.length, from._contextTokens.length, this.native.getSequenceKvCacheMaxPosition(from._sequenceId) + 1);
+      while (copied < limit && from._contextTokens[copied] === prefix[copied]) copied++;
+      if (copied <= to._nextTokenIndex) return to._nextTokenIndex;
+      this.copying = true;
+      const file = join(tmpdir(), `tokenmill-kv-${process.pid}-${copyFileCounter++}.bin`);
+      try {
+        const savedTokens = Uint32Array.from(from._contextTokens);
+        await this.native.saveSequenceStateToFile(file, from._sequenceId, savedTokens);
+        this.native.removeTokenCellsFromSequence(to._sequenceId, 0, -1);
+        to._contextTokens.splice(0);
+        to._nextTokenIndex = 0;
+        await this.native.loadSequenceStateFromFile(file, to._sequenceId, savedTokens.length);
+        if (!this.native.removeTokenCellsFromSequence(to._sequenceId, copied, -1)) {
+          throw new Error(`llama.cpp refused to remove KV cells ${copied}.. of sequence ${to._sequenceId}`);
+        }
+        to._contextTokens.push(...prefix.slice(0, copied));
+        to._nextTokenIndex = copied;
+        return copied;
+      } finally {
+        this.copying = false;
+        for (const remove of this.pendingRemovals.splice(0)) remove();
+        await unlink(file).catch(() => {});
+      }
+    };
+    const result = (this.copiesDone ?? Promise.resolve()).then(run);
+    const settled = result.then(
+      () => {},
+      () => {},
+    );
+    this.copiesDone = settled;
+    void settled.then(() => {
+      if (this.copiesDone === settled) this.copiesDone = null;
+    });
+    return result;
   }
 
   private wrap(threads: number, batchThreads: number): void {
@@ -87,13 +165,20 @@ export class NativeContextHooks {
     });
     Object.defineProperty(native, 'decodeBatch', {
       value: async () => {
+        while (this.copiesDone !== null) await this.copiesDone;
         for (const remove of this.pendingRemovals.splice(0)) remove();
         if (batchThreads !== threads) setThreads(batchSize > 1 ? batchThreads : threads);
         this.decoding = true;
+        const decode = decodeBatch();
+        this.decodeDone = decode.then(
+          () => {},
+          () => {},
+        );
         try {
-          return await decodeBatch();
+          return await decode;
         } finally {
           this.decoding = false;
+          this.decodeDone = null;
           for (const remove of this.pendingRemovals.splice(0)) remove();
         }
       },
