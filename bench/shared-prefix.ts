@@ -7,7 +7,7 @@ import { BENCH_MODELS, ensureBench58m } from './bench-models.js';
 import { installChildCleanup } from './child-processes.js';
 import { describeMachine, formatMachine } from './machine.js';
 import type { ModelName } from './options.js';
-import { formatSharedPrefix, runSharedPrefix } from './scenarios/shared-prefix.js';
+import { formatSharedPrefix, runNoSharedPrefix, runSharedPrefix } from './scenarios/shared-prefix.js';
 import { startTokenmill } from './server-process.js';
 
 function log(line: string): void {
@@ -40,6 +40,21 @@ async function main(): Promise<void> {
       const on = levels.find((level) => level.cache === 'on' && level.concurrency === concurrency)!;
       console.log(`C=${concurrency}: TTFT p50 cold/hit = ${(off.ttftMs.p50 / on.ttftMs.p50).toFixed(1)}x (goal >= 5x); hit rate ${(on.hitRate * 100).toFixed(1)}% (goal >= 90% at C=8)`);
     }
+    const unshared = await runNoSharedPrefix({
+      baseUrl: server.baseUrl,
+      modelId: model.id,
+      concurrency: 8,
+      requests: 24,
+      rounds: 4,
+      promptWords: 60,
+      maxTokens: 64,
+      timeoutMs: 300_000,
+    });
+    const format = (values: number[]) => values.map((value) => value.toFixed(0)).join(', ');
+    console.log(
+      `no shared prefix (unique prompts, C=8, 4 alternated rounds): output tok/s cache in use ${format(unshared.onTokensPerSecond)}; ` +
+        `cache defeated by cache_salt ${format(unshared.offTokensPerSecond)}; ratio ${unshared.ratio.toFixed(3)} (goal: no loss, ~1.0)`,
+    );
   } finally {
     await server.stop();
   }

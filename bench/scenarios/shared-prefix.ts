@@ -116,3 +116,58 @@ export function formatSharedPrefix(levels: readonly SharedPrefixLevel[]): string
   }
   return lines.join('\n');
 }
+
+export interface NoSharedPrefixResult {
+  /** Output tokens/s of unique prompts with the prompt cache in use (no salt), per round. */
+  onTokensPerSecond: number[];
+  /** The same with the cache defeated (a unique cache_salt per request), per round. */
+  offTokensPerSecond: number[];
+  /** Sum of on / sum of off: 1.0 = no loss. */
+  ratio: number;
+}
+
+/**
+ * "No throughput loss on workloads without shared prefixes": unique prompts (a random id first, so nothing but the
+ * chat template's first tokens is shared) at concurrency `concurrency`, with the cache in use and defeated by a
+ * unique `cache_salt`, alternated over `rounds` so that drift hits both alike.
+ */
+export async function runNoSharedPrefix(options: {
+  baseUrl: string;
+  modelId: string;
+  concurrency: number;
+  requests: number;
+  rounds: number;
+  promptWords: number;
+  maxTokens: number;
+  timeoutMs: number;
+}): Promise<NoSharedPrefixResult> {
+  const body = (salted: boolean) => ({
+    model: options.modelId,
+    messages: [{ role: 'user', content: `${randomBytes(6).toString('hex')} ${uniquePromptText(options.promptWords)}` }],
+    max_tokens: options.maxTokens,
+    ignore_eos: true,
+    temperature: 0.7,
+    stream: true,
+    stream_options: { include_usage: true },
+    ...(salted ? { cache_salt: randomBytes(8).toString('hex') } : {}),
+  });
+  const on: number[] = [];
+  const off: number[] = [];
+  for (let round = 0; round < options.rounds; round++) {
+    for (const salted of round % 2 === 0 ? [false, true] : [true, false]) {
+      const result = await runLoad({
+        baseUrl: options.baseUrl,
+        path: '/v1/chat/completions',
+        concurrency: options.concurrency,
+        requests: options.requests,
+        body: () => body(salted),
+        timeoutMs: options.timeoutMs,
+      });
+      const summary = summarizeLoad(result);
+      if (summary.errors > 0) throw new Error(`no-shared-prefix load failed: ${summary.firstError}`);
+      (salted ? off : on).push(summary.outputTokensPerSecond);
+    }
+  }
+  const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
+  return { onTokensPerSecond: on, offTokensPerSecond: off, ratio: sum(on) / sum(off) };
+}
