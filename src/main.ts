@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { TokenmillConfig } from './config/schema.js';
 import { AccountService } from './core/accounts/account-service.js';
@@ -40,7 +41,11 @@ export async function startServer(config: TokenmillConfig): Promise<RunningServe
   const nowSeconds = () => Math.floor(Date.now() / 1000);
   const services = config.auth.enabled ? await openAuthServices(config, nowSeconds) : null;
   let engineLog: ((level: 'warn' | 'error', message: string) => void) | undefined;
-  const engine = new LlamaEngine({ models: config.models, log: (level, message) => engineLog?.(level, message) });
+  const engine = new LlamaEngine({
+    models: config.models,
+    log: (level, message) => engineLog?.(level, message),
+    promptCacheDirectory: join(config.storage.data_dir, 'prompt-cache'),
+  });
   const app = createApp({
     config,
     engine,

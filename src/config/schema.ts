@@ -44,7 +44,19 @@ export const modelSchema = z
      * `global` shares prefixes between accounts (faster, but prompts can leak through timing). A request's
      * `cache_salt` narrows either scope.
      */
-    prompt_cache: z.object({ scope: z.enum(['account', 'global']).default('account') }).strict().default({ scope: 'account' }),
+    prompt_cache: z
+      .object({
+        scope: z.enum(['account', 'global']).default('account'),
+        /**
+         * Hot prefixes (reused at least once) kept on disk under `<data_dir>/prompt-cache/`, so that they survive
+         * eviction and restarts; 0 (default): none. The files hold KV state derived from prompts.
+         */
+        disk_entries: z.number().int().min(0).max(100_000).default(0),
+        /** Shorter prefixes are not saved to disk, tokens. */
+        disk_min_tokens: z.number().int().min(1).default(256),
+      })
+      .strict()
+      .default({ scope: 'account', disk_entries: 0, disk_min_tokens: 256 }),
   })
   .strict();
 

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { modelsDir, startTestServer, STORIES, type TestServer } from '../helpers/test-server.js';
@@ -158,5 +161,77 @@ describe('prompt cache, global scope (operator opt-in)', () => {
     const hit = await ask(second, conversation);
     assert.ok(cached(hit) > cold.usage!.prompt_tokens / 2);
     assert.equal(hit.choices[0].message.content, cold.choices[0].message.content);
+  });
+});
+
+describe('prompt cache on disk (prompt_cache.disk_entries)', () => {
+  const model = (entries: number) => [
+    { id: STORIES, path: `${modelsDir}/stories260K.gguf`, context_size: 2048, sequences: 2, prompt_cache: { disk_entries: entries, disk_min_tokens: 32 } },
+  ];
+
+  async function savedEntries(dataDir: string): Promise<number> {
+    const root = path.join(dataDir, 'prompt-cache');
+    const folders = await readdir(root).catch(() => [] as string[]);
+    let count = 0;
+    for (const folder of folders) count += (await readdir(path.join(root, folder))).filter((name) => name.endsWith('.json')).length;
+    return count;
+  }
+
+  async function waitFor(check: () => Promise<boolean>): Promise<void> {
+    for (let attempt = 0; attempt < 100 && !(await check()); attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
+  test('a hot prefix survives a restart and eviction from every sequence; output is unchanged', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'tokenmill-disk-cache-'));
+    const conversation = messages();
+    const first = await startTestServer({ storage: { data_dir: dataDir }, models: model(4) });
+    let cold: OpenAI.ChatCompletion;
+    try {
+      cold = await ask(first.client, conversation);
+      assert.equal(cached(cold), 0);
+      assert.equal(await savedEntries(dataDir), 0, 'a prefix used once is not saved');
+      assert.ok(cached(await ask(first.client, conversation)) > 0);
+      await waitFor(async () => (await savedEntries(dataDir)) > 0);
+      assert.equal(await savedEntries(dataDir), 1, 'the reused prefix is saved once');
+    } finally {
+      await first.close();
+    }
+    const second = await startTestServer({ storage: { data_dir: dataDir }, models: model(4) });
+    try {
+      const restored = await ask(second.client, conversation);
+      assert.ok(cached(restored) >= 32, `after a restart ${cached(restored)} tokens reused`);
+      assert.equal(restored.choices[0].message.content, cold.choices[0].message.content);
+      // Push the prefix out of both sequences, then ask again: it comes back from disk.
+      await Promise.all([ask(second.client, messages()), ask(second.client, messages())]);
+      const reloaded = await ask(second.client, conversation);
+      assert.ok(cached(reloaded) >= 32, `after eviction ${cached(reloaded)} tokens reused`);
+      assert.equal(reloaded.choices[0].message.content, cold.choices[0].message.content);
+    } finally {
+      await second.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('the disk keeps at most disk_entries prefixes; other scopes never load them', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'tokenmill-disk-cache-'));
+    const server = await startTestServer({ storage: { data_dir: dataDir }, models: model(2) });
+    try {
+      for (let index = 0; index < 3; index++) {
+        const conversation = messages();
+        await ask(server.client, conversation);
+        await ask(server.client, conversation);
+        await waitFor(async () => (await savedEntries(dataDir)) >= Math.min(index + 1, 2));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(await savedEntries(dataDir), 2);
+      const conversation = messages();
+      await ask(server.client, conversation);
+      await ask(server.client, conversation);
+      await Promise.all([ask(server.client, messages()), ask(server.client, messages())]);
+      assert.equal(cached(await ask(server.client, conversation, { cache_salt: 'other' })), 0);
+    } finally {
+      await server.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -8,6 +8,8 @@ export interface LlamaEngineOptions {
   models: readonly ModelConfig[];
   /** Receives llama.cpp's own log lines (warnings and errors). */
   log?: (level: 'warn' | 'error', message: string) => void;
+  /** Where models with `prompt_cache.disk_entries` keep prefixes on disk (a folder per model file). */
+  promptCacheDirectory?: string;
 }
 
 /** The local engine: every catalog model loaded into llama.cpp through node-llama-cpp. */
@@ -30,7 +32,7 @@ export class LlamaEngine implements Engine {
       },
     });
     for (const config of this.options.models) {
-      this.runners.set(config.id, await LlamaModelRunner.load(this.llama, config));
+      this.runners.set(config.id, await LlamaModelRunner.load(this.llama, config, this.options.promptCacheDirectory ?? null));
     }
     this.loaded = true;
   }

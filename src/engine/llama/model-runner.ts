@@ -9,11 +9,15 @@ import {
   type LlamaModel,
   type Token,
 } from 'node-llama-cpp';
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { AbortedError, contextLengthExceeded, invalidRequest, TokenmillError } from '../../core/errors.js';
 import type { ModelConfig } from '../../config/schema.js';
 import type { EngineEvent, FinishReason, GenerateRequest, ModelInfo, Prompt, TokenLogprob } from '../engine.js';
 import { createChatWrapper, renderChat } from './chat-prompt.js';
 import { GrammarCache } from './grammar/grammar-cache.js';
+import { PrefixDiskCache } from './prefix-disk-cache.js';
 import { TextOutputReader, type OutputReader } from './output-reader.js';
 import { planSampling } from './sampling-options.js';
 import { SlotScheduler } from './slot-scheduler.js';
@@ -66,6 +70,7 @@ export class LlamaModelRunner {
     private readonly hooks: NativeContextHooks,
     private readonly chatWrapper: ChatWrapper,
     slots: Slot[],
+    private readonly disk: PrefixDiskCache | null,
   ) {
     this.info = {
       id: config.id,
@@ -81,7 +86,8 @@ export class LlamaModelRunner {
     this.grammars = new GrammarCache(model.llama, this.toolFormat);
   }
 
-  static async load(llama: Llama, config: ModelConfig): Promise<LlamaModelRunner> {
+  /** `promptCacheDirectory`: where `prompt_cache.disk_entries` keeps prefixes (a folder per model file), if anywhere. */
+  static async load(llama: Llama, config: ModelConfig, promptCacheDirectory: string | null = null): Promise<LlamaModelRunner> {
     const model = await llama.loadModel({ modelPath: config.path });
     const contextSize = config.context_size ?? Math.min(model.trainContextSize, 4096);
     const context = await model.createContext({
@@ -95,7 +101,14 @@ export class LlamaModelRunner {
     for (let index = 0; index < config.sequences; index++) {
       slots.push({ sequence: context.getSequence({ contextShift: { size: 0 } }), lastUsed: 0, scope: null });
     }
-    return new LlamaModelRunner(config, model, context, hooks, createChatWrapper(model, config.chat_template), slots);
+    const disk =
+      promptCacheDirectory === null || config.prompt_cache.disk_entries === 0
+        ? null
+        : await PrefixDiskCache.open(join(promptCacheDirectory, await modelFileIdentity(config)), {
+            maxEntries: config.prompt_cache.disk_entries,
+            minTokens: config.prompt_cache.disk_min_tokens,
+          });
+    return new LlamaModelRunner(config, model, context, hooks, createChatWrapper(model, config.chat_template), slots, disk);
   }
 
   get queueDepth(): number {
@@ -277,9 +290,22 @@ export class LlamaModelRunner {
         best = length;
       }
     }
-    if (donor === null || !this.hooks.canCopy(slot.sequence) || !this.hooks.canCopy(donor.sequence)) return;
+    if (!this.hooks.canCopy(slot.sequence)) return;
     // At least the last prompt token is evaluated (its logits start generation).
-    await this.hooks.copyPrefix(donor.sequence, slot.sequence, tokens, Math.min(best, tokens.length - 1));
+    const usable = tokens.slice(0, tokens.length - 1);
+    if (donor !== null && this.hooks.canCopy(donor.sequence)) {
+      await this.hooks.copyPrefix(donor.sequence, slot.sequence, usable, best);
+    } else if (this.disk !== null) {
+      const stored = this.disk.best(slot.scope ?? '', usable, own + MIN_PREFIX_COPY - 1);
+      // A failed load leaves the sequence empty: the prompt is then computed in full.
+      if (stored !== null) await this.disk.load(this.hooks, slot.sequence, stored.entry, usable).catch(() => {});
+    }
+    // A prefix reused from memory is hot: keep it on disk too (once; the save waits for the decode in progress).
+    const held = commonPrefixLength(slot.sequence.contextTokens, usable);
+    if (this.disk !== null && held > own) void this.disk.save(this.hooks, slot.sequence, slot.scope ?? '', usable, held);
+    else if (this.disk !== null && own >= this.config.prompt_cache.disk_min_tokens) {
+      void this.disk.save(this.hooks, slot.sequence, slot.scope ?? '', usable, own);
+    }
   }
 
   async embed(inputs: Array<string | number[]>, signal: AbortSignal): Promise<{ vectors: number[][]; promptTokens: number }> {
@@ -381,6 +407,13 @@ export class LlamaModelRunner {
     }
     return { token: text, logprob: Math.log(probabilities.get(token) ?? 0), bytes: utf8Bytes(text), top: alternatives };
   }
+}
+
+/** Names a model file by its path, size and modification time: prefix states on disk are valid for that file only. */
+async function modelFileIdentity(config: ModelConfig): Promise<string> {
+  const file = await stat(config.path);
+  const digest = createHash('sha256').update(`${config.path}\u0000${file.size}\u0000${file.mtimeMs}`).digest('hex').slice(0, 16);
+  return `${config.id.replace(/[^A-Za-z0-9._-]/g, '_')}-${digest}`;
 }
 
 /** Fewer shared tokens than this are recomputed rather than copied from another sequence (a copy costs ~1 ms). */

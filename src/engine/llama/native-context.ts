@@ -46,10 +46,17 @@ export class NativeContextHooks {
   private decodeDone: Promise<void> | null = null;
   /** Settles when every queued prefix copy has ended; null when none is queued. */
   private copiesDone: Promise<void> | null = null;
-  private copying = false;
+  private stateWork = false;
   private readonly pendingRemovals: Array<() => void> = [];
 
-  private constructor(private readonly native: NativeContext) {}
+  /**
+   * @param maxStateTokens the most tokens a sequence holds (its context size): a state file's token list is read into
+   *   a buffer this large.
+   */
+  private constructor(
+    private readonly native: NativeContext,
+    private readonly maxStateTokens: number,
+  ) {}
 
   /** Installs the hooks on a context. Throws when node-llama-cpp's private shape is not the expected one. */
   static attach(context: LlamaContext, threads: number, batchThreads: number): NativeContextHooks {
@@ -66,7 +73,7 @@ export class NativeContextHooks {
     if (!native || methods.some((method) => typeof native[method] !== 'function')) {
       throw new Error('This node-llama-cpp build does not have the expected native context; Tokenmill needs node-llama-cpp 3.21.1.');
     }
-    const hooks = new NativeContextHooks(native as NativeContext);
+    const hooks = new NativeContextHooks(native as NativeContext, context.contextSize);
     hooks.wrap(threads, batchThreads);
     return hooks;
   }
@@ -92,7 +99,7 @@ export class NativeContextHooks {
         throw new Error(`llama.cpp refused to remove KV cells ${start}..${end} of sequence ${sequenceId}`);
       }
     };
-    if (this.decoding || this.copying) this.pendingRemovals.push(remove);
+    if (this.decoding || this.stateWork) this.pendingRemovals.push(remove);
     else remove();
   }
 
@@ -104,38 +111,82 @@ export class NativeContextHooks {
 
   /**
    * Makes `target` (idle) hold the first tokens of `prefix` as computed by `source` (idle or busy): up to `length`
-   * tokens, fewer when the source no longer holds them when the copy runs. Returns how many tokens `target` holds.
-   * Both sequences must pass `canCopy`.
+   * tokens, fewer when the source no longer holds them when the copy runs. Returns how many tokens were copied (0:
+   * none, `target` unchanged). Both sequences must pass `canCopy`.
    */
-  async copyPrefix(source: LlamaContextSequence, target: LlamaContextSequence, prefix: readonly Token[], length: number): Promise<number> {
-    const from = source as unknown as SequenceInternals;
-    const to = target as unknown as SequenceInternals;
-    const run = async (): Promise<number> => {
-      while (this.decodeDone !== null) await this.decodeDone;
-      // The source's token list trails its KV cache (tokens are appended after their decode), so it is a safe bound.
-      let copied = 0;
-      const limit = Math.min(length, prefix.length, from._contextTokens.length, this.native.getSequenceKvCacheMaxPosition(from._sequenceId) + 1);
-      while (copied < limit && from._contextTokens[copied] === prefix[copied]) copied++;
-      if (copied <= to._nextTokenIndex) return to._nextTokenIndex;
-      this.copying = true;
+  copyPrefix(source: LlamaContextSequence, target: LlamaContextSequence, prefix: readonly Token[], length: number): Promise<number> {
+    return this.exclusive(async () => {
       const file = join(tmpdir(), `tokenmill-kv-${process.pid}-${copyFileCounter++}.bin`);
       try {
-        const savedTokens = Uint32Array.from(from._contextTokens);
-        await this.native.saveSequenceStateToFile(file, from._sequenceId, savedTokens);
-        this.native.removeTokenCellsFromSequence(to._sequenceId, 0, -1);
-        to._contextTokens.splice(0);
-        to._nextTokenIndex = 0;
-        await this.native.loadSequenceStateFromFile(file, to._sequenceId, savedTokens.length);
-        if (!this.native.removeTokenCellsFromSequence(to._sequenceId, copied, -1)) {
-          throw new Error(`llama.cpp refused to remove KV cells ${copied}.. of sequence ${to._sequenceId}`);
-        }
-        to._contextTokens.push(...prefix.slice(0, copied));
-        to._nextTokenIndex = copied;
-        return copied;
+        const saved = await this.saveNow(source, file, prefix.slice(0, length));
+        if (saved.length <= (target as unknown as SequenceInternals)._nextTokenIndex) return 0;
+        return await this.loadNow(target, file, saved, prefix);
       } finally {
-        this.copying = false;
-        for (const remove of this.pendingRemovals.splice(0)) remove();
         await unlink(file).catch(() => {});
+      }
+    });
+  }
+
+  /**
+   * Saves the longest prefix of `prefix` that `sequence` holds to `file`; resolves with the tokens saved (none: no
+   * file was written).
+   */
+  saveState(sequence: LlamaContextSequence, file: string, prefix: readonly Token[]): Promise<Token[]> {
+    return this.exclusive(() => this.saveNow(sequence, file, prefix));
+  }
+
+  /**
+   * Loads a state saved by `saveState` (its `saved` tokens) into the idle `target`, keeping what it shares with
+   * `prefix`. Returns how many tokens `target` then holds.
+   */
+  loadState(target: LlamaContextSequence, file: string, saved: readonly Token[], prefix: readonly Token[]): Promise<number> {
+    return this.exclusive(() => this.loadNow(target, file, saved, prefix));
+  }
+
+  private async saveNow(sequence: LlamaContextSequence, file: string, prefix: readonly Token[]): Promise<Token[]> {
+    const from = sequence as unknown as SequenceInternals;
+    // The token list trails the KV cache (tokens are appended after their decode), so it is a safe bound.
+    const limit = Math.min(prefix.length, from._contextTokens.length, this.native.getSequenceKvCacheMaxPosition(from._sequenceId) + 1);
+    let length = 0;
+    while (length < limit && from._contextTokens[length] === prefix[length]) length++;
+    if (length === 0) return [];
+    const tokens = from._contextTokens.slice(0, length);
+    // The state file holds the sequence's whole KV state; the token list written with it is the valid prefix.
+    await this.native.saveSequenceStateToFile(file, from._sequenceId, Uint32Array.from(from._contextTokens));
+    return tokens;
+  }
+
+  private async loadNow(target: LlamaContextSequence, file: string, saved: readonly Token[], prefix: readonly Token[]): Promise<number> {
+    const to = target as unknown as SequenceInternals;
+    let length = 0;
+    while (length < saved.length && length < prefix.length && saved[length] === prefix[length]) length++;
+    if (length === 0) return to._nextTokenIndex;
+    this.native.removeTokenCellsFromSequence(to._sequenceId, 0, -1);
+    to._contextTokens.splice(0);
+    to._nextTokenIndex = 0;
+    const loaded = await this.native.loadSequenceStateFromFile(file, to._sequenceId, this.maxStateTokens);
+    if (loaded.length < length || !this.native.removeTokenCellsFromSequence(to._sequenceId, length, -1)) {
+      this.native.removeTokenCellsFromSequence(to._sequenceId, 0, -1);
+      throw new Error(`loading a prefix state into sequence ${to._sequenceId} failed`);
+    }
+    to._contextTokens.push(...prefix.slice(0, length));
+    to._nextTokenIndex = length;
+    return length;
+  }
+
+  /**
+   * Runs `work` between decodes: a decode in progress is waited for, and decodes wait for it (as do other such works);
+   * truncations meanwhile are deferred, since `work` reads or writes the KV cache from llama.cpp's side.
+   */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      while (this.decodeDone !== null) await this.decodeDone;
+      this.stateWork = true;
+      try {
+        return await work();
+      } finally {
+        this.stateWork = false;
+        for (const remove of this.pendingRemovals.splice(0)) remove();
       }
     };
     const result = (this.copiesDone ?? Promise.resolve()).then(run);
