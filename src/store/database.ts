@@ -5,6 +5,7 @@ import { Kysely, PostgresDialect, type SqliteDatabase } from 'kysely';
 import pg from 'pg';
 import { ImmediateSqliteDialect } from './immediate-sqlite-dialect.js';
 import { KyselyStore } from './kysely-store.js';
+import { PostgresHotPath } from './postgres-hot-path.js';
 import { SqliteHotPath } from './sqlite-hot-path.js';
 import { postgresDialect, sqliteDialect } from './sql-dialect.js';
 import type { Store } from './store.js';
@@ -73,5 +74,6 @@ function openPostgres(databaseUrl: string): Store {
   // An idle connection that the server drops emits 'error' on the pool; unhandled, that would kill the process.
   // The pool discards that connection and opens a new one on the next query, whose own errors reach the caller.
   pool.on('error', () => {});
-  return new KyselyStore(new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) }), postgresDialect);
+  const kysely = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+  return new KyselyStore(kysely, postgresDialect, () => new PostgresHotPath(kysely));
 }

@@ -6,7 +6,15 @@ import { ReservationsRepository } from './repositories/reservations-repository.j
 import { SettingsRepository } from './repositories/settings-repository.js';
 import { UsageRepository } from './repositories/usage-repository.js';
 import type { SqlDialect } from './sql-dialect.js';
-import type { SqliteHotPath } from './sqlite-hot-path.js';
+
+/** The request path's store operations done faster than through the generic repositories (decision 0010). */
+export interface HotPath {
+  reserve(request: ReservationRequest): Promise<ReservationResult>;
+  settle(record: UsageRecord): Promise<void>;
+  release(requestId: string): Promise<boolean>;
+  /** Absent: the repository's query. */
+  findKeyWithAccountByHash?(secretHash: string): { key: ApiKey; account: Account } | null;
+}
 import type {
   AccountLimits,
   Account,
@@ -30,12 +38,11 @@ export class KyselyStore implements Store {
   readonly #reservations: ReservationsRepository;
   readonly #usage: UsageRepository;
   readonly #settings: SettingsRepository;
-  /** SQLite only: the request path's operations without Kysely (decision 0010). */
-  readonly #makeHotPath: (() => SqliteHotPath) | null;
-  #builtHotPath: SqliteHotPath | null = null;
+  readonly #makeHotPath: (() => HotPath) | null;
+  #builtHotPath: HotPath | null = null;
 
-  /** `hotPath`: builds the SQLite hot path; called on first use, after migrations (it prepares statements). */
-  constructor(db: Kysely<Tables>, dialect: SqlDialect, hotPath: (() => SqliteHotPath) | null = null) {
+  /** `hotPath`: builds the dialect's hot path; called on first use, after migrations (it may prepare statements). */
+  constructor(db: Kysely<Tables>, dialect: SqlDialect, hotPath: (() => HotPath) | null = null) {
     this.#makeHotPath = hotPath;
     this.#db = db;
     this.#dialect = dialect;
@@ -46,7 +53,7 @@ export class KyselyStore implements Store {
     this.#settings = new SettingsRepository(db);
   }
 
-  get #hotPath(): SqliteHotPath | null {
+  get #hotPath(): HotPath | null {
     if (this.#makeHotPath === null) return null;
     return (this.#builtHotPath ??= this.#makeHotPath());
   }
@@ -95,7 +102,8 @@ export class KyselyStore implements Store {
     return this.#keys.findByHash(secretHash);
   }
   findKeyWithAccountByHash(secretHash: string): Promise<{ key: ApiKey; account: Account } | null> {
-    if (this.#hotPath) return Promise.resolve(this.#hotPath.findKeyWithAccountByHash(secretHash));
+    const hotPath = this.#hotPath;
+    if (hotPath?.findKeyWithAccountByHash) return Promise.resolve(hotPath.findKeyWithAccountByHash(secretHash));
     return this.#keys.findWithAccountByHash(secretHash);
   }
   listKeys(accountId: string): Promise<ApiKey[]> {
