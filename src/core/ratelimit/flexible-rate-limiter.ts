@@ -58,20 +58,21 @@ export class FlexibleRateLimiter implements RateLimiter {
     assertCount(reservedTokens, 'reservedTokens');
     if (limits.tpm !== null && reservedTokens > limits.tpm) throw requestTooLarge(limits.tpm, reservedTokens);
     const held: Held = { leaseId: null, requests: null, tokens: null };
-    try {
-      if (limits.maxConcurrency !== null) {
-        assertCount(limits.maxConcurrency, 'maxConcurrency');
-        const leaseId = randomUUID();
-        const lease = await this.#store.concurrency.acquire(subject, limits.maxConcurrency, leaseId);
-        if (!lease.acquired) throw concurrencyLimitExceeded(limits.maxConcurrency, lease.inFlight);
-        held.leaseId = leaseId;
-      }
-      if (limits.rpm !== null) held.requests = await this.#take('rpm', subject, limits.rpm, 1);
-      if (limits.tpm !== null) held.tokens = await this.#take('tpm', subject, limits.tpm, reservedTokens);
-    } catch (error) {
-      // The refusal (or the store's failure) is what the caller must see, not a failure to roll back.
+    // The three checks run at once (with Redis: one round trip's wait instead of three); what the others took is
+    // given back if one refuses, and the first refusal in this order is reported (not a failure to roll back).
+    const checks = await Promise.allSettled([
+      limits.maxConcurrency === null ? null : this.#lease(subject, limits.maxConcurrency),
+      limits.rpm === null ? null : this.#take('rpm', subject, limits.rpm, 1),
+      limits.tpm === null ? null : this.#take('tpm', subject, limits.tpm, reservedTokens),
+    ]);
+    const [lease, requests, tokens] = checks;
+    if (lease.status === 'fulfilled') held.leaseId = lease.value;
+    if (requests.status === 'fulfilled') held.requests = requests.value;
+    if (tokens.status === 'fulfilled') held.tokens = tokens.value;
+    const refusal = checks.find((check): check is PromiseRejectedResult => check.status === 'rejected');
+    if (refusal !== undefined) {
       await this.#release(subject, held, reservedTokens, true).catch(() => undefined);
-      throw error;
+      throw refusal.reason;
     }
 
     let settled = false;
@@ -109,6 +110,15 @@ export class FlexibleRateLimiter implements RateLimiter {
 
   close(): Promise<void> {
     return this.#store.close();
+  }
+
+  /** Takes a concurrency lease (its id), or throws the refusal. */
+  async #lease(subject: string, maxConcurrency: number): Promise<string> {
+    assertCount(maxConcurrency, 'maxConcurrency');
+    const leaseId = randomUUID();
+    const lease = await this.#store.concurrency.acquire(subject, maxConcurrency, leaseId);
+    if (!lease.acquired) throw concurrencyLimitExceeded(maxConcurrency, lease.inFlight);
+    return leaseId;
   }
 
   /** Consumes `points`, or gives them back and throws the refusal. */
