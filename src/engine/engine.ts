@@ -141,7 +141,14 @@ export type EngineEvent =
    * then `finishReason` is `cancelled`, `error` says why (the client's abort, the deadline, a failure), and `usage`
    * counts what was computed, so it can be billed.
    */
-  | { type: 'end'; finishReason: FinishReason | 'cancelled'; usage: Usage; error?: unknown };
+  | {
+      type: 'end';
+      finishReason: FinishReason | 'cancelled';
+      usage: Usage;
+      error?: unknown;
+      /** Which of the request's `stop` strings ended generation (finishReason `stop`); absent for other ends. */
+      stopSequence?: string;
+    };
 
 export interface ModelInfo {
   id: string;

@@ -196,6 +196,8 @@ export class LlamaModelRunner {
     let previousToken = prompt.tokens[prompt.tokens.length - 1];
     let finishReason: FinishReason = 'stop';
     let stopped = false;
+    /** The request's stop string that matched, if one did (the template's own stops are not reported). */
+    let stopSequence: string | undefined;
     /** Why generation ended early: the client's abort, the deadline, or an engine failure. */
     let interruption: unknown = null;
     try {
@@ -223,6 +225,7 @@ export class LlamaModelRunner {
         yield* reader.push(match.emit, logprobs);
         if (match.stopped) {
           stopped = true;
+          if (match.matched !== undefined && request.stop.includes(match.matched)) stopSequence = match.matched;
           break;
         }
         if (completionTokens >= maxTokens) {
@@ -249,10 +252,12 @@ export class LlamaModelRunner {
     }
     if (!stopped) {
       const rest = stopMatcher.push(decoder.flush());
+      if (rest.matched !== undefined && request.stop.includes(rest.matched)) stopSequence = rest.matched;
       const tail = rest.stopped ? rest.emit : rest.emit + stopMatcher.flush();
       if (tail.length > 0) yield* reader.push(tail, null);
     }
-    yield { type: 'end', finishReason: reader.finish(finishReason), usage };
+    const reason = reader.finish(finishReason);
+    yield { type: 'end', finishReason: reason, usage, ...(reason === 'stop' && stopSequence !== undefined ? { stopSequence } : {}) };
   }
 
   async embed(inputs: Array<string | number[]>, signal: AbortSignal): Promise<{ vectors: number[][]; promptTokens: number }> {
