@@ -121,7 +121,13 @@ export function mapError(error: unknown, requestId: string, url?: string): Mappe
 
 function toAnthropic(typed: TokenmillError | null, requestId: string): MappedError {
   const { status, type } = anthropicOf[typed?.kind ?? 'internal'];
-  const message = typed === null ? `The server had an error while processing your request (request id ${requestId}).` : typed.message;
+  // Anthropic's errors have no `param`: the field leads the message instead, as Anthropic writes it (`max_tokens: ...`).
+  const message =
+    typed === null
+      ? `The server had an error while processing your request (request id ${requestId}).`
+      : typed.param !== null && !typed.message.includes(typed.param)
+        ? `${typed.param}: ${typed.message}`
+        : typed.message;
   const headers: Record<string, string> = {};
   if (typed?.retryAfterSeconds != null) headers['retry-after'] = String(typed.retryAfterSeconds);
   return {

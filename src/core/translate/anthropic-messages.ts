@@ -56,7 +56,10 @@ function translatePrompt(wire: CountTokensRequest): { prompt: Prompt; constraint
   const system = systemMessages(wire.system);
   const messages = [...system, ...translateMessages(wire.messages)];
   const chat = (list: ChatMessage[]): Prompt => (tools.length > 0 ? { kind: 'chat', messages: list, tools } : { kind: 'chat', messages: list });
-  return { prompt: chat(messages), constraint, cachePrefix: cachePrefixOf(wire, system, chat) };
+  const prompt = chat(messages);
+  // Top-level cache_control marks the last block, so the whole prompt (the same object: rendered once).
+  const cachePrefix = wire.cache_control ? prompt : cachePrefixOf(wire, system, chat);
+  return { prompt, constraint, cachePrefix };
 }
 
 function systemMessages(system: CountTokensRequest['system']): ChatMessage[] {

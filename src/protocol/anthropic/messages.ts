@@ -87,6 +87,8 @@ const promptFields = {
 
 export const messagesRequestSchema = z.object({
   ...promptFields,
+  /** Automatic caching: a breakpoint on the last block of the request. */
+  cache_control: cacheControlSchema.nullish(),
   max_tokens: z.number().int().min(1).max(1 << 24),
   stop_sequences: z.array(z.string().min(1, 'stop sequences must not be empty')).max(64).nullish(),
   temperature: z.number().min(0).max(1).nullish(),
@@ -96,7 +98,7 @@ export const messagesRequestSchema = z.object({
   stream: z.boolean().nullish(),
 });
 
-export const countTokensRequestSchema = z.object(promptFields);
+export const countTokensRequestSchema = z.object({ ...promptFields, cache_control: cacheControlSchema.nullish() });
 
 export type MessagesRequest = z.infer<typeof messagesRequestSchema>;
 export type CountTokensRequest = z.infer<typeof countTokensRequestSchema>;

@@ -1,0 +1,514 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import Anthropic from '@anthropic-ai/sdk';
+import { startTestServer, STORIES, TINY_RANDOM, type TestServer } from '../helpers/test-server.js';
+import { rawRequest } from './raw-request.js';
+
+/**
+ * The Anthropic Messages API, driven by the official `@anthropic-ai/sdk` client (raw fetch only for malformed input
+ * and the exact wire format). stories-260k never ends a story by itself, so greedy output runs to max_tokens;
+ * `end_turn` is covered by the encoder's unit tests.
+ */
+const PROMPT: Anthropic.MessageParam[] = [{ role: 'user', content: 'Once upon a time' }];
+/**
+ * Greedy sampling. This SDK's types no longer list temperature (newer Claude models fix it), but the API takes
+ * temperature, top_p and top_k, and so does Tokenmill; spread as an `object` they pass the type check.
+ */
+const GREEDY: object = { temperature: 0 };
+
+const weather: Anthropic.Tool = {
+  name: 'get_weather',
+  description: 'The weather forecast for a city.',
+  input_schema: {
+    type: 'object',
+    properties: { city: { type: 'string', enum: ['Paris', 'Rome', 'Oslo'] }, days: { type: 'integer', minimum: 1, maximum: 7 } },
+    required: ['city', 'days'],
+    additionalProperties: false,
+  },
+};
+const ping: Anthropic.Tool = { name: 'ping', input_schema: { type: 'object', properties: {}, additionalProperties: false } };
+const ASK_WEATHER: Anthropic.MessageParam[] = [{ role: 'user', content: 'What is the weather in Paris?' }];
+
+/** The prompt's whole size in Anthropic's usage: the three parts add up to what the engine read. */
+const promptSize = (usage: Anthropic.Usage) => usage.input_tokens + (usage.cache_read_input_tokens ?? 0) + (usage.cache_creation_input_tokens ?? 0);
+
+function assertWeatherInput(input: unknown): void {
+  const value = input as { city: string; days: number };
+  assert.ok(['Paris', 'Rome', 'Oslo'].includes(value.city), JSON.stringify(input));
+  assert.ok(Number.isInteger(value.days) && value.days >= 1 && value.days <= 7, JSON.stringify(input));
+  assert.deepEqual(Object.keys(value).sort(), ['city', 'days']);
+}
+
+/** A system prompt no earlier request has seen, long enough to be worth caching. */
+const freshSystem = () => `System ${Math.random()}: ${'Once upon a time there was a cat. '.repeat(12)}`;
+
+describe('POST /v1/messages (auth off)', () => {
+  let server: TestServer;
+  let client: Anthropic;
+
+  const greedy = (maxTokens: number, extra: Partial<Anthropic.MessageCreateParamsNonStreaming> = {}) =>
+    client.messages.create({ model: STORIES, messages: PROMPT, max_tokens: maxTokens, ...GREEDY, ...extra });
+
+  before(async () => {
+    server = await startTestServer();
+    client = new Anthropic({ baseURL: server.url, apiKey: 'test-key', maxRetries: 0 });
+  });
+  after(async () => {
+    await server?.close();
+  });
+
+  test('count_tokens equals input_tokens of a real call with nothing cached', async () => {
+    // The first request to this model in the file: no sequence holds a prefix yet.
+    const params = { model: TINY_RANDOM, messages: [{ role: 'user' as const, content: 'Count me, please.' }], system: 'Be brief.' };
+    const counted = await client.messages.countTokens(params);
+    const message = await client.messages.create({ ...params, max_tokens: 2, ...GREEDY });
+    assert.equal(message.usage.cache_read_input_tokens, 0);
+    assert.equal(message.usage.cache_creation_input_tokens, 0);
+    assert.equal(counted.input_tokens, message.usage.input_tokens);
+    assert.ok(counted.input_tokens > 0);
+  });
+
+  test('plain: content, stop_reason max_tokens, usage, msg_ id and request-id', async () => {
+    const { data, response } = await client.messages
+      .create({ model: STORIES, messages: PROMPT, max_tokens: 8, ...GREEDY })
+      .withResponse();
+    const requestId = response.headers.get('request-id');
+    assert.match(requestId ?? '', /^req_[0-9a-f]+$/);
+    assert.equal(response.headers.get('x-request-id'), requestId);
+    assert.equal((data as { _request_id?: string })._request_id, requestId);
+    assert.match(data.id, /^msg_[0-9a-f]+$/);
+    assert.equal(data.type, 'message');
+    assert.equal(data.role, 'assistant');
+    assert.equal(data.model, STORIES);
+    assert.equal(data.stop_reason, 'max_tokens');
+    assert.equal(data.stop_sequence, null);
+    assert.equal(data.content.length, 1);
+    const [block] = data.content;
+    assert.equal(block.type, 'text');
+    assert.ok(block.type === 'text' && block.text.length > 0);
+    assert.equal(data.usage.output_tokens, 8);
+    assert.equal(data.usage.cache_creation_input_tokens, 0);
+    assert.ok(data.usage.input_tokens >= 1);
+    assert.ok(promptSize(data.usage) > 5);
+  });
+
+  test('system as a string and as text blocks render the same prompt', async () => {
+    const none = await greedy(4);
+    const asString = await greedy(4, { system: 'You tell stories about cats.' });
+    const asBlocks = await greedy(4, { system: [{ type: 'text', text: 'You tell stories about cats.' }] });
+    assert.equal(promptSize(asString.usage), promptSize(asBlocks.usage));
+    assert.deepEqual(asString.content, asBlocks.content);
+    assert.ok(promptSize(asString.usage) > promptSize(none.usage));
+  });
+
+  test('stop_sequences: stop_reason stop_sequence, the matched sequence, the text cut before it', async () => {
+    const full = (await greedy(40)).content[0] as Anthropic.TextBlock;
+    const stop = full.text.slice(15, 21);
+    assert.equal(stop.length, 6);
+    const expected = full.text.slice(0, full.text.indexOf(stop));
+    const stopped = await greedy(40, { stop_sequences: ['never appears here', stop] });
+    assert.equal(stopped.stop_reason, 'stop_sequence');
+    assert.equal(stopped.stop_sequence, stop);
+    assert.equal((stopped.content[0] as Anthropic.TextBlock).text, expected);
+    assert.ok(stopped.usage.output_tokens < 40);
+
+    const streamed = await client.messages.stream({ model: STORIES, messages: PROMPT, max_tokens: 40, ...GREEDY, stop_sequences: [stop] }).finalMessage();
+    assert.equal(streamed.stop_reason, 'stop_sequence');
+    assert.equal(streamed.stop_sequence, stop);
+    assert.equal((streamed.content[0] as Anthropic.TextBlock).text, expected);
+  });
+
+  test('streamed: message_start, content_block_start, deltas, content_block_stop, message_delta, message_stop', async () => {
+    const whole = await greedy(10);
+    const stream = client.messages.stream({ model: STORIES, messages: PROMPT, max_tokens: 10, ...GREEDY });
+    const types: string[] = [];
+    let text = '';
+    for await (const event of stream) {
+      types.push(event.type);
+      if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') text += event.delta.text;
+    }
+    const final = await stream.finalMessage();
+    const deltas = types.length - 5;
+    assert.ok(deltas >= 1, types.join());
+    assert.deepEqual(types, [
+      'message_start',
+      'content_block_start',
+      ...Array<string>(deltas).fill('content_block_delta'),
+      'content_block_stop',
+      'message_delta',
+      'message_stop',
+    ]);
+    assert.equal(text, (whole.content[0] as Anthropic.TextBlock).text, 'greedy: streamed and whole agree');
+    assert.deepEqual(final.content, whole.content);
+    assert.equal(final.stop_reason, 'max_tokens');
+    assert.equal(final.usage.output_tokens, 10);
+    assert.equal(promptSize(final.usage), promptSize(whole.usage));
+    assert.match(final.id, /^msg_/);
+  });
+
+  test('the wire: named events whose name is the data type, a ping after the first block starts', async () => {
+    const response = await rawRequest(server.url, 'POST', '/v1/messages', { model: STORIES, messages: PROMPT, max_tokens: 3, stream: true }, {
+      'anthropic-version': '2023-06-01',
+    });
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /^text\/event-stream/);
+    assert.match(response.headers.get('request-id') ?? '', /^req_/);
+    const frames = (response.body as string).trim().split('\n\n');
+    const events = frames.map((frame) => {
+      const match = /^event: (\w+)\ndata: (.*)$/s.exec(frame);
+      assert.ok(match, `a named event: ${frame}`);
+      const data = JSON.parse(match[2]);
+      assert.equal(data.type, match[1]);
+      return data;
+    });
+    assert.deepEqual(events.slice(0, 3).map((event) => event.type), ['message_start', 'content_block_start', 'ping']);
+    assert.deepEqual(events[0].message.content, []);
+    assert.equal(events[0].message.stop_reason, null);
+    assert.equal(events.at(-2).delta.stop_reason, 'max_tokens');
+    assert.equal(events.at(-2).usage.output_tokens, 3);
+    assert.deepEqual(events.at(-1), { type: 'message_stop' });
+  });
+
+  test("tools: tool_choice any gives a tool_use block with parsed input and stop_reason tool_use", async () => {
+    const message = await client.messages.create({
+      model: STORIES,
+      messages: ASK_WEATHER,
+      tools: [weather, ping],
+      tool_choice: { type: 'any', disable_parallel_tool_use: true },
+      max_tokens: 200,
+      ...GREEDY,
+    });
+    assert.equal(message.stop_reason, 'tool_use');
+    const uses = message.content.filter((block) => block.type === 'tool_use');
+    assert.equal(uses.length, 1, JSON.stringify(message.content));
+    const [use] = uses as Anthropic.ToolUseBlock[];
+    assert.match(use.id, /^toolu_[A-Za-z0-9]+$/);
+    assert.ok(['get_weather', 'ping'].includes(use.name));
+    if (use.name === 'ping') assert.deepEqual(use.input, {});
+    else assertWeatherInput(use.input);
+  });
+
+  test('tools: tool_choice tool names the tool; streamed input_json_delta assembles to the same input', async () => {
+    const params = {
+      model: STORIES,
+      messages: ASK_WEATHER,
+      tools: [weather, ping],
+      tool_choice: { type: 'tool' as const, name: 'get_weather', disable_parallel_tool_use: true },
+      max_tokens: 200,
+      ...GREEDY,
+    };
+    const whole = await client.messages.create(params);
+    assert.equal(whole.stop_reason, 'tool_use');
+    const use = whole.content.find((block) => block.type === 'tool_use') as Anthropic.ToolUseBlock;
+    assert.equal(use.name, 'get_weather');
+    assertWeatherInput(use.input);
+
+    const stream = client.messages.stream(params);
+    let partial = '';
+    const starts: Anthropic.ContentBlockStartEvent[] = [];
+    for await (const event of stream) {
+      if (event.type === 'content_block_start') starts.push(event);
+      if (event.type === 'content_block_delta' && event.delta.type === 'input_json_delta') partial += event.delta.partial_json;
+    }
+    const final = await stream.finalMessage();
+    assert.equal(starts.length, 1);
+    assert.equal(starts[0].content_block.type, 'tool_use');
+    assert.deepEqual(JSON.parse(partial), use.input);
+    assert.equal(final.stop_reason, 'tool_use');
+    const streamedUse = final.content[0] as Anthropic.ToolUseBlock;
+    assert.equal(streamedUse.name, 'get_weather');
+    assert.deepEqual(streamedUse.input, use.input);
+  });
+
+  test('tool_choice none: plain text, no tool_use', async () => {
+    const message = await client.messages.create({
+      model: STORIES,
+      messages: ASK_WEATHER,
+      tools: [weather],
+      tool_choice: { type: 'none' },
+      max_tokens: 6,
+      ...GREEDY,
+    });
+    assert.deepEqual(message.content.map((block) => block.type), ['text']);
+    assert.equal(message.stop_reason, 'max_tokens');
+  });
+
+  test('tool_result round trip: the tool_use and its result (string or blocks) go back as history', async () => {
+    const first = await client.messages.create({
+      model: STORIES,
+      messages: ASK_WEATHER,
+      tools: [weather],
+      tool_choice: { type: 'any', disable_parallel_tool_use: true },
+      max_tokens: 200,
+      ...GREEDY,
+    });
+    const use = first.content.find((block) => block.type === 'tool_use') as Anthropic.ToolUseBlock;
+    for (const result of ['Sunny, 24 C.', [{ type: 'text' as const, text: 'Sunny, ' }, { type: 'text' as const, text: '24 C.' }]]) {
+      const messages: Anthropic.MessageParam[] = [
+        ...ASK_WEATHER,
+        { role: 'assistant', content: first.content },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: result }, { type: 'text', text: 'Thanks!' }] },
+      ];
+      const second = await client.messages.create({ model: STORIES, messages, tools: [weather], max_tokens: 4, ...GREEDY });
+      assert.equal(second.stop_reason === 'max_tokens' || second.stop_reason === 'tool_use', true);
+      const counted = await client.messages.countTokens({ model: STORIES, messages, tools: [weather] });
+      assert.equal(counted.input_tokens, promptSize(second.usage));
+      assert.ok(counted.input_tokens > promptSize(first.usage));
+    }
+    const failed = await client.messages.create({
+      model: STORIES,
+      messages: [
+        ...ASK_WEATHER,
+        { role: 'assistant', content: first.content },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: 'city unknown', is_error: true }] },
+      ],
+      tools: [weather],
+      max_tokens: 2,
+    });
+    assert.equal(failed.type, 'message');
+  });
+
+  test('cache_control: accepted; the first call writes the prefix, a repeat reads it', async () => {
+    const system = freshSystem();
+    const params: Anthropic.MessageCreateParamsNonStreaming = {
+      model: STORIES,
+      system: [{ type: 'text', text: system, cache_control: { type: 'ephemeral' } }],
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'Tell me a story.' }] }],
+      max_tokens: 3,
+      ...GREEDY,
+    };
+    const cold = await client.messages.create(params);
+    const warm = await client.messages.create(params);
+    assert.ok(cold.usage.cache_creation_input_tokens! > 50, JSON.stringify(cold.usage));
+    assert.ok(warm.usage.cache_read_input_tokens! > cold.usage.cache_read_input_tokens!, JSON.stringify(warm.usage));
+    assert.ok(warm.usage.cache_read_input_tokens! >= cold.usage.cache_creation_input_tokens!, JSON.stringify(warm.usage));
+    assert.equal(warm.usage.cache_creation_input_tokens, 0);
+    assert.equal(promptSize(warm.usage), promptSize(cold.usage));
+    const counted = await client.messages.countTokens({ model: STORIES, system: params.system, messages: params.messages });
+    assert.equal(counted.input_tokens, promptSize(cold.usage));
+    // A breakpoint on the last message block marks the whole prompt.
+    const marked = await client.messages.create({
+      ...params,
+      system: freshSystem(),
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'Tell me a story.', cache_control: { type: 'ephemeral' } }] }],
+    });
+    assert.ok(marked.usage.cache_creation_input_tokens! > 50);
+    assert.ok(marked.usage.input_tokens <= 12, JSON.stringify(marked.usage));
+  });
+
+  test('a repeated prompt without breakpoints reports cache reads too', async () => {
+    const params = { system: freshSystem(), max_tokens: 2 };
+    await greedy(2, params);
+    const again = await greedy(2, params);
+    assert.ok(again.usage.cache_read_input_tokens! > 50);
+    assert.equal(again.usage.cache_creation_input_tokens, 0);
+  });
+
+  test('errors through the typed errors of the SDK: 400 missing max_tokens, 404 unknown model', async () => {
+    await assert.rejects(
+      client.messages.create({ model: STORIES, messages: PROMPT } as unknown as Anthropic.MessageCreateParamsNonStreaming),
+      (error: unknown) => {
+        assert.ok(error instanceof Anthropic.BadRequestError);
+        assert.equal(error.status, 400);
+        assert.equal(error.type, 'invalid_request_error');
+        assert.match(error.message, /max_tokens/);
+        assert.match(error.requestID ?? '', /^req_/);
+        return true;
+      },
+    );
+    await assert.rejects(client.messages.create({ model: 'claude-nope', messages: PROMPT, max_tokens: 2 }), (error: unknown) => {
+      assert.ok(error instanceof Anthropic.NotFoundError);
+      assert.equal(error.type, 'not_found_error');
+      assert.deepEqual(Object.keys(error.error as object).sort(), ['error', 'request_id', 'type']);
+      return true;
+    });
+    await assert.rejects(client.messages.stream({ model: 'claude-nope', messages: PROMPT, max_tokens: 2 }).finalMessage(), Anthropic.NotFoundError);
+    await assert.rejects(client.messages.countTokens({ model: 'claude-nope', messages: PROMPT }), Anthropic.NotFoundError);
+  });
+
+  test('malformed JSON: 400 invalid_request_error in Anthropic shape; OpenAI routes keep theirs', async () => {
+    const anthropic = await rawRequest(server.url, 'POST', '/v1/messages', '{"model": "stories-260k", "messages": [');
+    assert.equal(anthropic.status, 400);
+    assert.equal(anthropic.body.type, 'error');
+    assert.equal(anthropic.body.error.type, 'invalid_request_error');
+    assert.match(anthropic.body.request_id, /^req_/);
+    const openai = await rawRequest(server.url, 'POST', '/v1/chat/completions', '{"model": "stories-260k", "messages": [');
+    assert.equal(openai.status, 400);
+    assert.equal(openai.body.error.code, 'invalid_json');
+    assert.equal(openai.body.type, undefined);
+  });
+});
+
+/** One malformed Anthropic request and what the server must answer. */
+interface BadMessagesCase {
+  name: string;
+  /** Default: /v1/messages. */
+  path?: string;
+  /** A string is sent as is. */
+  body?: unknown;
+  status: number;
+  /** Anthropic's error type. */
+  type: string;
+  /** A text the message must hold (the field's name, as Anthropic leads its messages with it). */
+  mentions?: string;
+}
+
+describe('bad input to /v1/messages, as a table', () => {
+  const MESSAGES = '/v1/messages';
+  const COUNT = '/v1/messages/count_tokens';
+  const base = (fields: Record<string, unknown>) => ({ model: STORIES, max_tokens: 2, messages: [{ role: 'user', content: 'Hi' }], ...fields });
+  const user = (content: unknown) => base({ messages: [{ role: 'user', content }] });
+  const withoutField = (field: string) => {
+    const body: Record<string, unknown> = base({});
+    delete body[field];
+    return body;
+  };
+  const tool = { name: 'f', input_schema: { type: 'object' } };
+
+  const cases: BadMessagesCase[] = [
+    { name: 'malformed JSON', body: '{"model": ', status: 400, type: 'invalid_request_error' },
+    { name: 'empty body', body: '', status: 400, type: 'invalid_request_error' },
+    { name: 'body is an array', body: '[]', status: 400, type: 'invalid_request_error' },
+    { name: 'body over the size limit', body: JSON.stringify(base({ padding: 'x'.repeat(5 * 1024 * 1024) })), status: 413, type: 'request_too_large' },
+    { name: 'missing model', body: withoutField('model'), status: 400, type: 'invalid_request_error', mentions: 'model' },
+    { name: 'missing max_tokens', body: withoutField('max_tokens'), status: 400, type: 'invalid_request_error', mentions: 'max_tokens' },
+    { name: 'max_tokens 0', body: base({ max_tokens: 0 }), status: 400, type: 'invalid_request_error', mentions: 'max_tokens' },
+    { name: 'max_tokens a string', body: base({ max_tokens: 'ten' }), status: 400, type: 'invalid_request_error', mentions: 'max_tokens' },
+    { name: 'missing messages', body: withoutField('messages'), status: 400, type: 'invalid_request_error', mentions: 'messages' },
+    { name: 'messages empty', body: base({ messages: [] }), status: 400, type: 'invalid_request_error', mentions: 'messages' },
+    { name: 'role system in messages', body: base({ messages: [{ role: 'system', content: 'Hi' }] }), status: 400, type: 'invalid_request_error', mentions: 'messages[0].role' },
+    { name: 'content a number', body: user(42), status: 400, type: 'invalid_request_error', mentions: 'messages[0].content' },
+    { name: 'block of an unknown type', body: user([{ type: 'hologram' }]), status: 400, type: 'invalid_request_error', mentions: 'messages[0].content[0].type' },
+    { name: 'text block without text', body: user([{ type: 'text' }]), status: 400, type: 'invalid_request_error', mentions: 'messages[0].content[0].text' },
+    {
+      name: 'image block (unsupported)',
+      body: user([{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AAAA' } }]),
+      status: 400,
+      type: 'invalid_request_error',
+      mentions: 'messages[0].content[0].type',
+    },
+    { name: 'tool_use in a user message', body: user([{ type: 'tool_use', id: 't', name: 'f', input: {} }]), status: 400, type: 'invalid_request_error', mentions: 'messages[0].content[0].type' },
+    {
+      name: 'tool_result in an assistant message',
+      body: base({ messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: [{ type: 'tool_result', tool_use_id: 't', content: 'x' }] }] }),
+      status: 400,
+      type: 'invalid_request_error',
+      mentions: 'messages[1].content[0].type',
+    },
+    { name: 'tool_use input not an object', body: base({ messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'f', input: 'x' }] }] }), status: 400, type: 'invalid_request_error', mentions: 'messages[0].content[0].input' },
+    { name: 'cache_control of another type', body: user([{ type: 'text', text: 'Hi', cache_control: { type: 'forever' } }]), status: 400, type: 'invalid_request_error', mentions: 'cache_control' },
+    { name: 'system a number', body: base({ system: 7 }), status: 400, type: 'invalid_request_error', mentions: 'system' },
+    { name: 'temperature 1.5 (Anthropic allows 0..1)', body: base({ temperature: 1.5 }), status: 400, type: 'invalid_request_error', mentions: 'temperature' },
+    { name: 'top_p 2', body: base({ top_p: 2 }), status: 400, type: 'invalid_request_error', mentions: 'top_p' },
+    { name: 'top_k -1', body: base({ top_k: -1 }), status: 400, type: 'invalid_request_error', mentions: 'top_k' },
+    { name: 'stop_sequences a string', body: base({ stop_sequences: 'END' }), status: 400, type: 'invalid_request_error', mentions: 'stop_sequences' },
+    { name: 'stop_sequences with an empty string', body: base({ stop_sequences: ['a', ''] }), status: 400, type: 'invalid_request_error', mentions: 'stop_sequences[1]' },
+    { name: 'stream a string', body: base({ stream: 'yes' }), status: 400, type: 'invalid_request_error', mentions: 'stream' },
+    { name: 'tool without input_schema', body: base({ tools: [{ name: 'f' }] }), status: 400, type: 'invalid_request_error', mentions: 'tools[0].input_schema' },
+    { name: 'tool with a bad name', body: base({ tools: [{ ...tool, name: 'no spaces' }] }), status: 400, type: 'invalid_request_error', mentions: 'tools[0].name' },
+    { name: 'two tools of one name', body: base({ tools: [tool, tool] }), status: 400, type: 'invalid_request_error', mentions: 'tools[1].name' },
+    { name: 'a server tool', body: base({ tools: [{ type: 'web_search_20250305', name: 'web_search' }] }), status: 400, type: 'invalid_request_error', mentions: 'tools[0]' },
+    { name: 'tool_choice any without tools', body: base({ tool_choice: { type: 'any' } }), status: 400, type: 'invalid_request_error', mentions: 'tool_choice' },
+    { name: 'tool_choice of an unknown tool', body: base({ tools: [tool], tool_choice: { type: 'tool', name: 'g' } }), status: 400, type: 'invalid_request_error', mentions: 'tool_choice.name' },
+    { name: 'tool_choice of an unknown type', body: base({ tools: [tool], tool_choice: { type: 'sometimes' } }), status: 400, type: 'invalid_request_error', mentions: 'tool_choice' },
+    { name: 'prompt longer than the context', body: user('word '.repeat(3000)), status: 400, type: 'invalid_request_error', mentions: 'context length' },
+    { name: 'max_tokens beyond the context', body: base({ max_tokens: 100_000 }), status: 400, type: 'invalid_request_error', mentions: 'max_tokens' },
+    { name: 'unknown model', body: base({ model: 'claude-nope' }), status: 404, type: 'not_found_error', mentions: 'claude-nope' },
+    { name: 'unknown model, streamed', body: base({ model: 'claude-nope', stream: true }), status: 404, type: 'not_found_error' },
+    { name: 'count_tokens: unknown model', path: COUNT, body: { model: 'claude-nope', messages: [{ role: 'user', content: 'Hi' }] }, status: 404, type: 'not_found_error' },
+    { name: 'count_tokens: missing messages', path: COUNT, body: { model: STORIES }, status: 400, type: 'invalid_request_error', mentions: 'messages' },
+    { name: 'unknown route under /v1/messages', path: '/v1/messages/nonsense', body: base({}), status: 404, type: 'not_found_error' },
+  ];
+
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(async () => {
+    await server?.close();
+  });
+
+  for (const entry of cases) {
+    test(entry.name, async () => {
+      const response = await rawRequest(server.url, 'POST', entry.path ?? MESSAGES, entry.body);
+      assert.equal(response.status, entry.status, JSON.stringify(response.body));
+      assert.equal(response.body.type, 'error', JSON.stringify(response.body));
+      assert.equal(response.body.error.type, entry.type, JSON.stringify(response.body));
+      assert.equal(typeof response.body.error.message, 'string');
+      if (entry.mentions) assert.ok(response.body.error.message.includes(entry.mentions), response.body.error.message);
+      assert.equal(response.body.request_id, response.headers.get('request-id'));
+    });
+  }
+});
+
+describe('/v1/messages with accounts: keys, the ledger, billing', () => {
+  const ADMIN_KEY = 'tm-admin-anthropic-0123456789abcdef';
+  let server: TestServer;
+  const admin = (method: string, path: string, body?: unknown) =>
+    rawRequest(server.url, method, path, body, { authorization: `Bearer ${ADMIN_KEY}` });
+
+  before(async () => {
+    server = await startTestServer({ auth: { enabled: true, admin_key: ADMIN_KEY, bootstrap_demo_account: false } });
+  });
+  after(async () => {
+    await server?.close();
+  });
+
+  async function newKey(): Promise<{ accountId: string; key: string }> {
+    const account = await admin('POST', '/v1/admin/accounts', { name: `anthropic-${Math.random()}`, credits_usd: 1 });
+    const key = await admin('POST', `/v1/admin/accounts/${account.body.id}/keys`, { name: 'k' });
+    return { accountId: account.body.id, key: key.body.key };
+  }
+
+  test('x-api-key authenticates; the ledger records /v1/messages with its tokens and cost', async () => {
+    const { accountId, key } = await newKey();
+    const client = new Anthropic({ baseURL: server.url, apiKey: key, maxRetries: 0 });
+    const { data, response } = await client.messages.create({ model: STORIES, messages: PROMPT, max_tokens: 6 }).withResponse();
+    const requestId = response.headers.get('request-id')!;
+    let records = await rawRequest(server.url, 'GET', '/v1/usage/requests', undefined, { 'x-api-key': key });
+    for (let attempt = 0; attempt < 50 && records.body.data.length < 1; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      records = await rawRequest(server.url, 'GET', '/v1/usage/requests', undefined, { 'x-api-key': key });
+    }
+    assert.equal(records.body.data.length, 1);
+    const record = records.body.data[0];
+    assert.equal(record.id, requestId);
+    assert.equal(record.endpoint, '/v1/messages');
+    assert.equal(record.model, STORIES);
+    assert.equal(record.status, 'completed');
+    assert.equal(record.prompt_tokens, promptSize(data.usage));
+    assert.equal(record.cached_tokens, data.usage.cache_read_input_tokens);
+    assert.equal(record.completion_tokens, data.usage.output_tokens);
+    // Demo prices of stories-260k: 0.10 input, 0.025 cached, 0.40 output USD per 1M tokens.
+    const exact = (record.prompt_tokens - record.cached_tokens) * 100_000 + record.cached_tokens * 25_000 + record.completion_tokens * 400_000;
+    assert.equal(record.cost_micros, Math.floor((exact + 500_000) / 1_000_000));
+    const account = await admin('GET', `/v1/admin/accounts/${accountId}`);
+    assert.equal(account.body.balance_micros, 1_000_000 - record.cost_micros);
+  });
+
+  test('a bad key is a 401 authentication_error, the admin key a 403 permission_error, in Anthropic shape', async () => {
+    const bad = new Anthropic({ baseURL: server.url, apiKey: 'sk-not-a-key', maxRetries: 0 });
+    await assert.rejects(bad.messages.create({ model: STORIES, messages: PROMPT, max_tokens: 2 }), (error: unknown) => {
+      assert.ok(error instanceof Anthropic.AuthenticationError);
+      assert.equal(error.type, 'authentication_error');
+      return true;
+    });
+    await assert.rejects(bad.messages.countTokens({ model: STORIES, messages: PROMPT }), Anthropic.AuthenticationError);
+    const missing = await rawRequest(server.url, 'POST', '/v1/messages', { model: STORIES, messages: PROMPT, max_tokens: 2 });
+    assert.equal(missing.status, 401);
+    assert.equal(missing.body.error.type, 'authentication_error');
+    const adminClient = new Anthropic({ baseURL: server.url, apiKey: ADMIN_KEY, maxRetries: 0 });
+    await assert.rejects(adminClient.messages.create({ model: STORIES, messages: PROMPT, max_tokens: 2 }), Anthropic.PermissionDeniedError);
+    const openai = await rawRequest(server.url, 'POST', '/v1/chat/completions', { model: STORIES, messages: PROMPT, max_tokens: 2 });
+    assert.equal(openai.status, 401);
+    assert.equal(openai.body.error.code, 'invalid_api_key', 'OpenAI routes keep the OpenAI shape');
+  });
+
+  test('an account without funds: 402 billing_error', async () => {
+    const account = await admin('POST', '/v1/admin/accounts', { name: `broke-${Math.random()}`, credits_usd: 0 });
+    const key = await admin('POST', `/v1/admin/accounts/${account.body.id}/keys`, { name: 'k' });
+    const response = await rawRequest(server.url, 'POST', '/v1/messages', { model: STORIES, messages: PROMPT, max_tokens: 2 }, { 'x-api-key': key.body.key });
+    assert.equal(response.status, 402, JSON.stringify(response.body));
+    assert.equal(response.body.error.type, 'billing_error');
+  });
+});
