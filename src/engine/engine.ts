@@ -54,7 +54,11 @@ export type OutputConstraint =
 
 export type Prompt =
   /** `tools`: functions described to the model (rendered into the prompt by the model family's tool-call format). */
-  | { kind: 'chat'; messages: ChatMessage[]; tools?: ToolDefinition[] }
+  /**
+   * `continueFinal`: the last message is an assistant message (without tool calls) that the answer continues
+   * (Anthropic's prefill), rather than a finished turn followed by a new one.
+   */
+  | { kind: 'chat'; messages: ChatMessage[]; tools?: ToolDefinition[]; continueFinal?: boolean }
   | { kind: 'text'; text: string }
   | { kind: 'tokens'; tokens: number[] };
 

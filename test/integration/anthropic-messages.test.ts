@@ -101,6 +101,19 @@ describe('POST /v1/messages (auth off)', () => {
     assert.ok(promptSize(asString.usage) > promptSize(none.usage));
   });
 
+  test('a final assistant message is a prefill: the answer continues it', async () => {
+    const whole = (await greedy(12)).content[0] as Anthropic.TextBlock;
+    const prefill = whole.text.split(' ').slice(0, 3).join(' ');
+    assert.ok(prefill.length > 3, whole.text);
+    const messages: Anthropic.MessageParam[] = [...PROMPT, { role: 'assistant', content: prefill }];
+    const continued = await greedy(5, { messages });
+    const text = (continued.content[0] as Anthropic.TextBlock).text;
+    assert.ok(text.length > 0);
+    assert.ok(whole.text.startsWith(prefill + text), `${JSON.stringify(prefill)} + ${JSON.stringify(text)} continues ${JSON.stringify(whole.text)}`);
+    const counted = await client.messages.countTokens({ model: STORIES, messages });
+    assert.equal(counted.input_tokens, promptSize(continued.usage));
+  });
+
   test('stop_sequences: stop_reason stop_sequence, the matched sequence, the text cut before it', async () => {
     const full = (await greedy(40)).content[0] as Anthropic.TextBlock;
     const stop = full.text.slice(15, 21);

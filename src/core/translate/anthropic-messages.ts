@@ -26,7 +26,7 @@ type ToolConstraint = Extract<OutputConstraint, { kind: 'tool-calls' }>;
  * Anthropic Messages -> one InferenceRequest. Anthropic's defaults: temperature 1, top_p and top_k off, tool_choice
  * `auto` with tools; `any` is OpenAI's `required`, `tool` a named function, `none` leaves tools out of the prompt.
  * `tool_use` blocks become the assistant's tool calls, `tool_result` blocks tool messages; text blocks of one turn
- * are joined with a newline.
+ * are joined with a newline. A final assistant message (without tool_use) is a prefill that the answer continues.
  */
 export function translateMessagesRequest(wire: MessagesRequest, context: TranslateContext): TranslatedMessages {
   const { prompt, constraint, cachePrefix } = translatePrompt(wire);
@@ -56,7 +56,9 @@ function translatePrompt(wire: CountTokensRequest): { prompt: Prompt; constraint
   const system = systemMessages(wire.system);
   const messages = [...system, ...translateMessages(wire.messages)];
   const chat = (list: ChatMessage[]): Prompt => (tools.length > 0 ? { kind: 'chat', messages: list, tools } : { kind: 'chat', messages: list });
-  const prompt = chat(messages);
+  const last = messages.at(-1)!;
+  // A final assistant message is a prefill: the answer continues it (Anthropic's behaviour).
+  const prompt: Prompt = { ...chat(messages), ...(last.role === 'assistant' && !last.toolCalls?.length ? { continueFinal: true } : {}) };
   // Top-level cache_control marks the last block, so the whole prompt (the same object: rendered once).
   const cachePrefix = wire.cache_control ? prompt : cachePrefixOf(wire, system, chat);
   return { prompt, constraint, cachePrefix };

@@ -320,7 +320,7 @@ export class LlamaModelRunner {
   private render(prompt: Prompt): PreparedPrompt {
     switch (prompt.kind) {
       case 'chat': {
-        const rendered = renderChat(this.model, this.chatWrapper, prompt.messages, prompt.tools ?? [], this.toolFormat);
+        const rendered = renderChat(this.model, this.chatWrapper, prompt.messages, prompt.tools ?? [], this.toolFormat, prompt.continueFinal);
         return { ...rendered, param: 'messages' };
       }
       case 'text':
