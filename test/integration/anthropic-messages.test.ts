@@ -70,7 +70,7 @@ describe('POST /v1/messages (auth off)', () => {
 
   test('plain: content, stop_reason max_tokens, usage, msg_ id and request-id', async () => {
     const { data, response } = await client.messages
-      .create({ model: STORIES, messages: PROMPT, max_tokens: 8, ...GREEDY })
+      .create({ model: STORIES, messages: PROMPT, max_tokens: 8, metadata: { user_id: 'user-1' }, ...({ temperature: 0, top_p: 0.9, top_k: 40 } as object) })
       .withResponse();
     const requestId = response.headers.get('request-id');
     assert.match(requestId ?? '', /^req_[0-9a-f]+$/);
@@ -233,6 +233,27 @@ describe('POST /v1/messages (auth off)', () => {
     assert.deepEqual(streamedUse.input, use.input);
   });
 
+  test('parallel tool use: streamed blocks open and close in turn and assemble to the whole answer', async () => {
+    const params = { model: STORIES, messages: ASK_WEATHER, tools: [weather, ping], tool_choice: { type: 'any' as const }, max_tokens: 600, ...GREEDY };
+    const whole = await client.messages.create(params);
+    assert.equal(whole.stop_reason, 'tool_use');
+    assert.ok(whole.content.length > 1, 'greedy makes several calls');
+    const stream = client.messages.stream(params);
+    const trail: string[] = [];
+    for await (const event of stream) {
+      if (event.type === 'content_block_start' || event.type === 'content_block_stop') trail.push(`${event.type}:${event.index}`);
+    }
+    const final = await stream.finalMessage();
+    const expected = whole.content.flatMap((_, index) => [`content_block_start:${index}`, `content_block_stop:${index}`]);
+    assert.deepEqual(trail, expected);
+    assert.deepEqual(final.content.map((block) => block.type === 'tool_use' && [block.name, block.input]), whole.content.map((block) => block.type === 'tool_use' && [block.name, block.input]));
+    for (const block of final.content as Anthropic.ToolUseBlock[]) {
+      if (block.name === 'ping') assert.deepEqual(block.input, {});
+      else assertWeatherInput(block.input);
+    }
+    assert.equal(new Set(final.content.map((block) => (block as Anthropic.ToolUseBlock).id)).size, final.content.length, 'ids are unique');
+  });
+
   test('tool_choice none: plain text, no tool_use', async () => {
     const message = await client.messages.create({
       model: STORIES,
@@ -307,6 +328,10 @@ describe('POST /v1/messages (auth off)', () => {
     });
     assert.ok(marked.usage.cache_creation_input_tokens! > 50);
     assert.ok(marked.usage.input_tokens <= 12, JSON.stringify(marked.usage));
+    // Top-level cache_control marks the last block too.
+    const automatic = await client.messages.create({ ...params, system: freshSystem(), cache_control: { type: 'ephemeral' } });
+    assert.ok(automatic.usage.cache_creation_input_tokens! > 50);
+    assert.equal(automatic.usage.input_tokens, 0);
   });
 
   test('a repeated prompt without breakpoints reports cache reads too', async () => {
@@ -515,6 +540,19 @@ describe('/v1/messages with accounts: keys, the ledger, billing', () => {
     const openai = await rawRequest(server.url, 'POST', '/v1/chat/completions', { model: STORIES, messages: PROMPT, max_tokens: 2 });
     assert.equal(openai.status, 401);
     assert.equal(openai.body.error.code, 'invalid_api_key', 'OpenAI routes keep the OpenAI shape');
+  });
+
+  test('a rate limit: 429 rate_limit_error with retry-after', async () => {
+    const account = await admin('POST', '/v1/admin/accounts', { name: `limited-${Math.random()}`, credits_usd: 1, rpm: 1 });
+    const key = await admin('POST', `/v1/admin/accounts/${account.body.id}/keys`, { name: 'k' });
+    const client = new Anthropic({ baseURL: server.url, apiKey: key.body.key, maxRetries: 0 });
+    await client.messages.create({ model: STORIES, messages: PROMPT, max_tokens: 1 });
+    await assert.rejects(client.messages.create({ model: STORIES, messages: PROMPT, max_tokens: 1 }), (error: unknown) => {
+      assert.ok(error instanceof Anthropic.RateLimitError);
+      assert.equal(error.type, 'rate_limit_error');
+      assert.ok(Number(error.headers?.get('retry-after')) > 0);
+      return true;
+    });
   });
 
   test('an account without funds: 402 billing_error', async () => {
