@@ -108,6 +108,12 @@ export interface GenerateRequest {
   cacheSalt: string | null;
   /** null: free text. */
   constraint: OutputConstraint | null;
+  /**
+   * Keep the part of the prompt that `prefix` (a shorter prompt, rendered on its own) shares with it cached for
+   * `ttlMs` after this request (Anthropic's `cache_control` breakpoints): while the pin lasts, other requests take
+   * another free sequence rather than overwrite it, when one is free. Absent or null: no pin.
+   */
+  cachePin?: { prefix: Prompt; ttlMs: number } | null;
 }
 
 export interface TokenLogprob {
@@ -132,7 +138,8 @@ export interface Usage {
 
 export type EngineEvent =
   /** The prompt is evaluated; generation begins. */
-  | { type: 'prompt-processed'; promptTokens: number; cachedTokens: number }
+  /** `pinnedTokens`: with a `cachePin`, how many prompt tokens it covers. */
+  | { type: 'prompt-processed'; promptTokens: number; cachedTokens: number; pinnedTokens?: number }
   /** New output text (may be empty when held-back bytes are pending); logprobs when requested. */
   | { type: 'text-delta'; text: string; logprobs: TokenLogprob[] | null }
   /**

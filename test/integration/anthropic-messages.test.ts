@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
-import { startTestServer, STORIES, TINY_RANDOM, type TestServer } from '../helpers/test-server.js';
+import { modelsDir, startTestServer, STORIES, TINY_RANDOM, type TestServer } from '../helpers/test-server.js';
 import { rawRequest } from './raw-request.js';
 
 /**
@@ -374,6 +374,41 @@ describe('POST /v1/messages (auth off)', () => {
     assert.equal(openai.status, 400);
     assert.equal(openai.body.error.code, 'invalid_json');
     assert.equal(openai.body.type, undefined);
+  });
+});
+
+describe('cache_control pins its prefix (2 sequences)', () => {
+  let server: TestServer;
+  let client: Anthropic;
+  before(async () => {
+    server = await startTestServer({ models: [{ id: STORIES, path: `${modelsDir}/stories260K.gguf`, context_size: 2048, sequences: 2 }] });
+    client = new Anthropic({ baseURL: server.url, apiKey: 'test-key', maxRetries: 0 });
+  });
+  after(async () => {
+    await server?.close();
+  });
+
+  /** Asks with a system prompt, marked with a breakpoint or not; then three other prompts; then the first again. */
+  async function revisit(pinned: boolean): Promise<{ first: Anthropic.Message; again: Anthropic.Message }> {
+    const system = [{ type: 'text' as const, text: freshSystem(), ...(pinned ? { cache_control: { type: 'ephemeral' as const } } : {}) }];
+    const ask = (systemPrompt: string | typeof system) =>
+      client.messages.create({ model: STORIES, system: systemPrompt, messages: [{ role: 'user', content: 'Tell me a story.' }], max_tokens: 2, ...GREEDY });
+    const first = await ask(system);
+    for (let index = 0; index < 3; index++) await ask(freshSystem());
+    return { first, again: await ask(system) };
+  }
+
+  test('a pinned prefix survives more distinct prompts than there are sequences', async () => {
+    const { first, again } = await revisit(true);
+    assert.ok(first.usage.cache_creation_input_tokens! > 50, JSON.stringify(first.usage));
+    assert.ok(again.usage.cache_read_input_tokens! >= first.usage.cache_creation_input_tokens!, JSON.stringify(again.usage));
+  });
+
+  test('without a breakpoint the same prefix is evicted', async () => {
+    const { first, again } = await revisit(false);
+    assert.equal(first.usage.cache_creation_input_tokens, 0);
+    // Only the start every fresh system prompt shares ('System 0.') is found again.
+    assert.ok(again.usage.cache_read_input_tokens! < promptSize(first.usage) / 4, JSON.stringify(again.usage));
   });
 });
 

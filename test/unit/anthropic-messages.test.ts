@@ -8,7 +8,7 @@ import { errorShapeOf, mapError } from '../../src/http/errors.js';
 import type { SseWriter } from '../../src/http/sse.js';
 
 const usage = { promptTokens: 20, cachedTokens: 5, completionTokens: 3 };
-const meta = { id: 'msg_1', model: 'm', breakpointTokens: null };
+const meta = { id: 'msg_1', model: 'm' };
 
 /** Writes events into a list, as `[name, data]`. */
 function recorder(): { writer: SseWriter; events: Array<[string, any]> } {
@@ -110,6 +110,17 @@ describe('AnthropicStreamEncoder', () => {
       delta: { stop_reason: 'end_turn', stop_sequence: null },
       usage: { input_tokens: 15, output_tokens: 3, cache_creation_input_tokens: 0, cache_read_input_tokens: 5 },
     });
+  });
+
+  test("a cache breakpoint: the engine's pinned tokens become the cache write, in message_start and message_delta", () => {
+    const pinned: ChoiceEvent = { ...processed, pinnedTokens: 12 } as ChoiceEvent;
+    const written = encode([pinned, text('Hi'), { type: 'end', finishReason: 'length', usage, index: 0 }]);
+    const expected = { input_tokens: 8, cache_creation_input_tokens: 7, cache_read_input_tokens: 5 };
+    assert.deepEqual(written[0][1].message.usage, { ...expected, output_tokens: 0 });
+    assert.deepEqual(written.at(-2)![1].usage, { ...expected, output_tokens: 3 });
+    const collector = new AnthropicMessageCollector(meta);
+    for (const event of [pinned, text('Hi'), { type: 'end', finishReason: 'length', usage, index: 0 } as ChoiceEvent]) collector.add(event);
+    assert.deepEqual(collector.result().usage, { ...expected, output_tokens: 3 });
   });
 
   test('a stop sequence is reported in message_delta', () => {

@@ -9,40 +9,33 @@ import { invalidRequest } from '../errors.js';
 import type { InferenceRequest, TranslateContext } from '../inference/inference-request.js';
 import { resolveGeneration } from './resolve-generation.js';
 
-/** An Anthropic request resolved: the engine work, and the prompt up to its last cache breakpoint. */
-export interface TranslatedMessages {
-  inference: InferenceRequest;
-  /**
-   * The conversation up to and including the block that carries the last `cache_control` breakpoint, rendered as a
-   * prompt of its own (its token count is the breakpoint's position, for `cache_creation_input_tokens`); null
-   * without a breakpoint.
-   */
-  cachePrefix: Prompt | null;
-}
+/** How long a `cache_control` breakpoint pins its prefix: Anthropic's default TTL, or its `1h` one. */
+const PIN_TTL_MS = { '5m': 5 * 60_000, '1h': 60 * 60_000 } as const;
 
 type ToolConstraint = Extract<OutputConstraint, { kind: 'tool-calls' }>;
 
 /**
- * Anthropic Messages -> one InferenceRequest. Anthropic's defaults: temperature 1, top_p and top_k off, tool_choice
+ * Anthropic Messages -> one InferenceRequest. `cache_control` breakpoints become the generation's `cachePin`: the
+ * conversation up to the last breakpoint, kept cached for the breakpoint's TTL. Anthropic's defaults: temperature 1, top_p and top_k off, tool_choice
  * `auto` with tools; `any` is OpenAI's `required`, `tool` a named function, `none` leaves tools out of the prompt.
  * `tool_use` blocks become the assistant's tool calls, `tool_result` blocks tool messages; text blocks of one turn
  * are joined with a newline. A final assistant message (without tool_use) is a prefill that the answer continues.
  */
-export function translateMessagesRequest(wire: MessagesRequest, context: TranslateContext): TranslatedMessages {
+export function translateMessagesRequest(wire: MessagesRequest, context: TranslateContext): InferenceRequest {
   const { prompt, constraint, cachePrefix } = translatePrompt(wire);
+  const resolved = resolveGeneration(
+    { model: wire.model, temperature: wire.temperature, top_p: wire.top_p, top_k: wire.top_k, stop: wire.stop_sequences, stream: wire.stream },
+    context,
+    { maxTokens: wire.max_tokens, logprobs: null, echo: false, constraint },
+  );
+  const cachePin = cachePrefix === null ? null : { prefix: cachePrefix, ttlMs: PIN_TTL_MS[longestTtl(wire)] };
   return {
-    inference: {
-      model: wire.model,
-      prompts: [prompt],
-      n: 1,
-      ...resolveGeneration(
-        { model: wire.model, temperature: wire.temperature, top_p: wire.top_p, top_k: wire.top_k, stop: wire.stop_sequences, stream: wire.stream },
-        context,
-        { maxTokens: wire.max_tokens, logprobs: null, echo: false, constraint },
-      ),
-      includeUsage: false,
-    },
-    cachePrefix,
+    model: wire.model,
+    prompts: [prompt],
+    n: 1,
+    ...resolved,
+    generation: { ...resolved.generation, cachePin },
+    includeUsage: false,
   };
 }
 
@@ -60,7 +53,7 @@ function translatePrompt(wire: CountTokensRequest): { prompt: Prompt; constraint
   // A final assistant message is a prefill: the answer continues it (Anthropic's behaviour).
   const prompt: Prompt = { ...chat(messages), ...(last.role === 'assistant' && !last.toolCalls?.length ? { continueFinal: true } : {}) };
   // Top-level cache_control marks the last block, so the whole prompt (the same object: rendered once).
-  const cachePrefix = wire.cache_control ? prompt : cachePrefixOf(wire, system, chat);
+  const cachePrefix = wire.cache_control ? chat(messages) : cachePrefixOf(wire, system, chat);
   return { prompt, constraint, cachePrefix };
 }
 
@@ -170,6 +163,17 @@ function resolveAnthropicTools(wire: CountTokensRequest): { tools: ToolDefinitio
       text: null,
     },
   };
+}
+
+/** '1h' when any breakpoint asks for Anthropic's one-hour TTL, else the default '5m'. */
+function longestTtl(wire: CountTokensRequest): '5m' | '1h' {
+  const blocks: object[] = [
+    wire,
+    ...(wire.tools ?? []),
+    ...(Array.isArray(wire.system) ? wire.system : []),
+    ...wire.messages.flatMap((message) => (typeof message.content === 'string' ? [] : message.content)),
+  ];
+  return blocks.some((block) => (block as { cache_control?: { ttl?: unknown } | null }).cache_control?.ttl === '1h') ? '1h' : '5m';
 }
 
 /**

@@ -30,6 +30,8 @@ interface Slot {
   lastUsed: number;
   /** The cache scope of the request that computed the sequence's state (see cacheScopeOf); null: never used. */
   scope: string | null;
+  /** A prefix of the state pinned by a request's `cachePin`, and until when (ms since epoch). */
+  pin: { prefix: readonly Token[]; until: number } | null;
 }
 
 interface PreparedPrompt {
@@ -90,7 +92,7 @@ export class LlamaModelRunner {
     const hooks = NativeContextHooks.attach(context, config.threads, config.batch_threads ?? config.threads);
     const slots: Slot[] = [];
     for (let index = 0; index < config.sequences; index++) {
-      slots.push({ sequence: context.getSequence({ contextShift: { size: 0 } }), lastUsed: 0, scope: null });
+      slots.push({ sequence: context.getSequence({ contextShift: { size: 0 } }), lastUsed: 0, scope: null, pin: null });
     }
     return new LlamaModelRunner(config, model, context, hooks, createChatWrapper(model, config.chat_template), slots);
   }
@@ -147,21 +149,23 @@ export class LlamaModelRunner {
     const maxTokens = request.maxTokens ?? room;
     const grammar = request.constraint === null ? null : await this.grammars.grammarFor(request.constraint, toolsOf(request.prompt));
 
+    const pinnedTokens = this.pinnedLength(request, prompt.tokens);
     const scope = this.cacheScopeOf(request);
     const slot = await this.scheduler.acquire({
       priority: request.priority,
       deadline: request.deadline,
       signal,
-      choose: (free) => longestPrefixSlot(free, prompt.tokens, scope),
+      choose: (free) => longestPrefixSlot(free, prompt.tokens, scope, Date.now()),
     });
     // A state computed in another scope is never reused: it is dropped before this request's prompt goes in.
     const reusable = slot.scope === scope;
     slot.scope = scope;
     try {
       if (request.echo) yield { type: 'text-delta', text: echoText(request.prompt, this.model), logprobs: null };
-      yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, reusable, signal);
+      yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, reusable, signal, pinnedTokens);
     } finally {
       slot.lastUsed = Date.now();
+      updatePin(slot, prompt.tokens, pinnedTokens === null ? null : { tokens: pinnedTokens, ttlMs: request.cachePin!.ttlMs });
       this.scheduler.release(slot);
     }
   }
@@ -174,6 +178,7 @@ export class LlamaModelRunner {
     grammar: LlamaGrammar | null,
     reusable: boolean,
     signal: AbortSignal,
+    pinnedTokens: number | null,
   ): AsyncGenerator<EngineEvent> {
     const cachedTokens = await reusePrefix(this.hooks, sequence, reusable ? prompt.tokens : []);
     // A grammar decides where the output may end (llama.cpp then allows only end-of-generation), so banning
@@ -192,6 +197,12 @@ export class LlamaModelRunner {
         ? sequence.evaluate(input, plan.options)
         : sequence.evaluateWithMetadata(input, { probabilities: true }, plan.options);
 
+    const processed: EngineEvent = {
+      type: 'prompt-processed',
+      promptTokens: prompt.tokens.length,
+      cachedTokens,
+      ...(pinnedTokens === null ? {} : { pinnedTokens }),
+    };
     let completionTokens = 0;
     let previousToken = prompt.tokens[prompt.tokens.length - 1];
     let finishReason: FinishReason = 'stop';
@@ -203,7 +214,7 @@ export class LlamaModelRunner {
     try {
       for await (const item of iterator) {
         if (completionTokens === 0) {
-          yield { type: 'prompt-processed', promptTokens: prompt.tokens.length, cachedTokens };
+          yield processed;
         }
         const token = typeof item === 'number' ? item : item.token;
         completionTokens++;
@@ -248,7 +259,7 @@ export class LlamaModelRunner {
       return;
     }
     if (completionTokens === 0) {
-      yield { type: 'prompt-processed', promptTokens: prompt.tokens.length, cachedTokens };
+      yield processed;
     }
     if (!stopped) {
       const rest = stopMatcher.push(decoder.flush());
@@ -332,6 +343,16 @@ export class LlamaModelRunner {
     }
   }
 
+  /** How many prompt tokens the request's cache pin covers: what its prefix, rendered alone, shares with the prompt. */
+  private pinnedLength(request: GenerateRequest, tokens: readonly Token[]): number | null {
+    if (!request.cachePin) return null;
+    try {
+      return commonPrefixLength(this.prepare(request.cachePin.prefix).tokens, tokens);
+    } catch {
+      return null; // a prefix that does not render on its own (a template that needs a user turn) pins nothing
+    }
+  }
+
   /** Tool calls are read by the model family's format; everything else is text. */
   private outputReader(request: GenerateRequest): OutputReader {
     const constraint = request.constraint;
@@ -372,18 +393,44 @@ async function reusePrefix(hooks: NativeContextHooks, sequence: LlamaContextSequ
   return reuse;
 }
 
-/** The free slot sharing the longest prefix with the prompt, among slots of the request's cache scope; else the LRU. */
-function longestPrefixSlot(free: readonly Slot[], tokens: readonly Token[], scope: string): Slot {
+/**
+ * The free slot sharing the longest prefix with the prompt, among slots of the request's cache scope; else the LRU.
+ * A slot whose pinned prefix (unexpired) this prompt would overwrite is taken only when every free slot would be.
+ */
+function longestPrefixSlot(free: readonly Slot[], tokens: readonly Token[], scope: string, now: number): Slot {
   let best = free[0];
   let bestLength = -1;
+  let bestBreaksPin = true;
   for (const slot of free) {
     const length = slot.scope === scope ? commonPrefixLength(slot.sequence.contextTokens, tokens) : 0;
-    if (length > bestLength || (length === bestLength && slot.lastUsed < best.lastUsed)) {
+    const breaksPin =
+      slot.pin !== null && slot.pin.until > now && (slot.scope !== scope || commonPrefixLength(slot.pin.prefix, tokens) < slot.pin.prefix.length);
+    const better =
+      breaksPin !== bestBreaksPin
+        ? !breaksPin
+        : length > bestLength || (length === bestLength && slot.lastUsed < best.lastUsed);
+    if (better) {
       best = slot;
       bestLength = length;
+      bestBreaksPin = breaksPin;
     }
   }
   return best;
+}
+
+/**
+ * After a request: a pin it asked for covers the prompt prefix it computed (a longer or later pin wins); a pin whose
+ * prefix the request overwrote, or that expired, is dropped.
+ */
+function updatePin(slot: Slot, prompt: readonly Token[], pin: { tokens: number; ttlMs: number } | null): void {
+  const now = Date.now();
+  const state = slot.sequence.contextTokens;
+  if (slot.pin !== null && (slot.pin.until <= now || commonPrefixLength(state, slot.pin.prefix) < slot.pin.prefix.length)) slot.pin = null;
+  if (pin === null) return;
+  const tokens = Math.min(pin.tokens, commonPrefixLength(state, prompt));
+  if (tokens <= 0) return;
+  const longer = slot.pin !== null && slot.pin.prefix.length > tokens ? slot.pin.prefix : prompt.slice(0, tokens);
+  slot.pin = { prefix: longer, until: Math.max(now + pin.ttlMs, slot.pin?.until ?? 0) };
 }
 
 export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {

@@ -15,11 +15,6 @@ export interface MessageMeta {
   /** `msg_...` */
   id: string;
   model: string;
-  /**
-   * Prompt tokens up to the last cache_control breakpoint (the rendered prefix), or null without one: what of them
-   * was not read from the cache is reported as a cache write.
-   */
-  breakpointTokens: number | null;
 }
 
 /**
@@ -60,11 +55,16 @@ export class AnthropicMessageCollector {
   private stopReason: StopReason = 'end_turn';
   private stopSequence: string | null = null;
   private usage: Usage = { promptTokens: 0, cachedTokens: 0, completionTokens: 0 };
+  /** Prompt tokens up to the last cache breakpoint (the engine's pin); null without one. */
+  private pinnedTokens: number | null = null;
 
   constructor(private readonly meta: MessageMeta) {}
 
   add(event: ChoiceEvent): void {
     switch (event.type) {
+      case 'prompt-processed':
+        this.pinnedTokens = event.pinnedTokens ?? null;
+        break;
       case 'text-delta':
         this.text += event.text;
         break;
@@ -94,7 +94,7 @@ export class AnthropicMessageCollector {
       content,
       stop_reason: this.stopReason,
       stop_sequence: this.stopSequence,
-      usage: anthropicUsage(this.usage, this.meta.breakpointTokens),
+      usage: anthropicUsage(this.usage, this.pinnedTokens),
     };
   }
 }
@@ -109,13 +109,15 @@ export class AnthropicStreamEncoder implements StreamEncoder {
   private openBlock: { index: number; kind: 'text' | 'tool_use' } | null = null;
   private blocks = 0;
   private end: { finishReason: FinishReason; stopSequence?: string; usage: Usage } | null = null;
+  private pinnedTokens: number | null = null;
 
   constructor(private readonly meta: MessageMeta) {}
 
   write(event: ChoiceEvent, writer: SseWriter): void {
     switch (event.type) {
       case 'prompt-processed': {
-        const usage = anthropicUsage({ promptTokens: event.promptTokens, cachedTokens: event.cachedTokens, completionTokens: 0 }, this.meta.breakpointTokens);
+        this.pinnedTokens = event.pinnedTokens ?? null;
+        const usage = anthropicUsage({ promptTokens: event.promptTokens, cachedTokens: event.cachedTokens, completionTokens: 0 }, this.pinnedTokens);
         const message: AnthropicMessage = {
           id: this.meta.id,
           type: 'message',
@@ -161,7 +163,7 @@ export class AnthropicStreamEncoder implements StreamEncoder {
     send(writer, {
       type: 'message_delta',
       delta: { stop_reason: mapStopReason(this.end.finishReason, this.end.stopSequence), stop_sequence: this.end.stopSequence ?? null },
-      usage: anthropicUsage(this.end.usage, this.meta.breakpointTokens),
+      usage: anthropicUsage(this.end.usage, this.pinnedTokens),
     });
     send(writer, { type: 'message_stop' });
   }

@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import { translateCountTokensRequest, translateMessagesRequest } from '../../../core/translate/anthropic-messages.js';
-import type { Prompt } from '../../../engine/engine.js';
 import { countTokensRequestSchema, messagesRequestSchema, type CountTokensResponse } from '../../../protocol/anthropic/messages.js';
 import type { AppDependencies } from '../../app.js';
 import { authenticate, requireModelAccess } from '../../authenticate.js';
@@ -20,12 +19,8 @@ export function registerMessages(app: FastifyInstance, deps: AppDependencies): v
   app.post('/v1/messages', { preHandler }, async (request, reply) => {
     const wire = parseBody(messagesRequestSchema, request.body);
     requireModelAccess(deps, request.principal, wire.model);
-    const { inference, cachePrefix } = translateMessagesRequest(wire, translateContext(deps, request));
-    const meta = {
-      id: `msg_${String(request.id).replace(/^req_/, '')}`,
-      model: wire.model,
-      breakpointTokens: cachePrefix === null ? null : await countBreakpoint(deps, wire.model, cachePrefix),
-    };
+    const inference = translateMessagesRequest(wire, translateContext(deps, request));
+    const meta = { id: `msg_${String(request.id).replace(/^req_/, '')}`, model: wire.model };
     await serveGeneration(
       deps,
       request,
@@ -42,13 +37,4 @@ export function registerMessages(app: FastifyInstance, deps: AppDependencies): v
     requireModelAccess(deps, request.principal, wire.model);
     return { input_tokens: await deps.engine.countPromptTokens(wire.model, translateCountTokensRequest(wire)) };
   });
-}
-
-/** The breakpoint's position in tokens; only reported in usage, so a prefix that fails to render counts as none. */
-async function countBreakpoint(deps: AppDependencies, model: string, prefix: Prompt): Promise<number | null> {
-  try {
-    return await deps.engine.countPromptTokens(model, prefix);
-  } catch {
-    return null;
-  }
 }
