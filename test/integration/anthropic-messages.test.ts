@@ -577,6 +577,30 @@ describe('/v1/messages with accounts: keys, the ledger, billing', () => {
     assert.equal(openai.body.error.code, 'invalid_api_key', 'OpenAI routes keep the OpenAI shape');
   });
 
+  test('a client that leaves a stream stops generation, and what was generated is billed', async () => {
+    const { key } = await newKey();
+    const client = new Anthropic({ baseURL: server.url, apiKey: key, maxRetries: 0 });
+    const stream = client.messages.stream({ model: TINY_RANDOM, messages: PROMPT, max_tokens: 3000 });
+    let deltas = 0;
+    try {
+      for await (const event of stream) {
+        if (event.type === 'content_block_delta' && ++deltas === 5) stream.abort();
+      }
+    } catch {
+      // aborted
+    }
+    let records = await rawRequest(server.url, 'GET', '/v1/usage/requests', undefined, { 'x-api-key': key });
+    for (let attempt = 0; attempt < 50 && records.body.data.length < 1; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      records = await rawRequest(server.url, 'GET', '/v1/usage/requests', undefined, { 'x-api-key': key });
+    }
+    const record = records.body.data[0];
+    assert.equal(record.endpoint, '/v1/messages');
+    assert.equal(record.status, 'cancelled');
+    assert.ok(record.completion_tokens >= 5 && record.completion_tokens < 3000, `completion tokens ${record.completion_tokens}`);
+    assert.ok(record.cost_micros > 0);
+  });
+
   test('a rate limit: 429 rate_limit_error with retry-after', async () => {
     const account = await admin('POST', '/v1/admin/accounts', { name: `limited-${Math.random()}`, credits_usd: 1, rpm: 1 });
     const key = await admin('POST', `/v1/admin/accounts/${account.body.id}/keys`, { name: 'k' });
