@@ -53,8 +53,8 @@ export type OutputConstraint =
   | { kind: 'tool-calls'; choice: ToolChoice; parallel: boolean; text: Exclude<OutputConstraint, { kind: 'tool-calls' | 'gbnf' }> | null };
 
 export type Prompt =
-  /** `tools`: functions described to the model (rendered into the prompt by the model family's tool-call format). */
   /**
+   * `tools`: functions described to the model (rendered into the prompt by the model family's tool-call format).
    * `continueFinal`: the last message is an assistant message (without tool calls) that the answer continues
    * (Anthropic's prefill), rather than a finished turn followed by a new one.
    */
@@ -137,8 +137,7 @@ export interface Usage {
 }
 
 export type EngineEvent =
-  /** The prompt is evaluated; generation begins. */
-  /** `pinnedTokens`: with a `cachePin`, how many prompt tokens it covers. */
+  /** The prompt is evaluated; generation begins. `pinnedTokens`: with a `cachePin`, how many prompt tokens it covers. */
   | { type: 'prompt-processed'; promptTokens: number; cachedTokens: number; pinnedTokens?: number }
   /** New output text (may be empty when held-back bytes are pending); logprobs when requested. */
   | { type: 'text-delta'; text: string; logprobs: TokenLogprob[] | null }

@@ -15,11 +15,12 @@ const PIN_TTL_MS = { '5m': 5 * 60_000, '1h': 60 * 60_000 } as const;
 type ToolConstraint = Extract<OutputConstraint, { kind: 'tool-calls' }>;
 
 /**
- * Anthropic Messages -> one InferenceRequest. `cache_control` breakpoints become the generation's `cachePin`: the
- * conversation up to the last breakpoint, kept cached for the breakpoint's TTL. Anthropic's defaults: temperature 1, top_p and top_k off, tool_choice
+ * Anthropic Messages -> one InferenceRequest. Anthropic's defaults: temperature 1, top_p and top_k off, tool_choice
  * `auto` with tools; `any` is OpenAI's `required`, `tool` a named function, `none` leaves tools out of the prompt.
  * `tool_use` blocks become the assistant's tool calls, `tool_result` blocks tool messages; text blocks of one turn
  * are joined with a newline. A final assistant message (without tool_use) is a prefill that the answer continues.
+ * `cache_control` breakpoints become the generation's `cachePin`: the conversation up to the last breakpoint, kept
+ * cached for the breakpoint's TTL.
  */
 export function translateMessagesRequest(wire: MessagesRequest, context: TranslateContext): InferenceRequest {
   const { prompt, constraint, cachePrefix } = translatePrompt(wire);
@@ -53,7 +54,7 @@ function translatePrompt(wire: CountTokensRequest): { prompt: Prompt; constraint
   // A final assistant message is a prefill: the answer continues it (Anthropic's behaviour).
   const prompt: Prompt = { ...chat(messages), ...(last.role === 'assistant' && !last.toolCalls?.length ? { continueFinal: true } : {}) };
   // Top-level cache_control marks the last block, so the whole prompt (the same object: rendered once).
-  const cachePrefix = wire.cache_control ? chat(messages) : cachePrefixOf(wire, system, chat);
+  const cachePrefix = wire.cache_control ? prompt : cachePrefixOf(wire, system, chat);
   return { prompt, constraint, cachePrefix };
 }
 

@@ -1,7 +1,7 @@
 /**
  * Finds stop strings in streamed text. Text that could still be the start of a stop string is held back, so
- * the stop text itself is never emitted. `push` returns what is safe to emit and whether a stop matched (and which one:
-`matched`, the earliest in the text).
+ * the stop text itself is never emitted. `push` returns what is safe to emit and whether a stop matched (`matched`:
+ * which one, the earliest in the text).
  */
 export class StopMatcher {
   private held = '';
