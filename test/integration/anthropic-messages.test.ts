@@ -412,6 +412,41 @@ describe('cache_control pins its prefix (2 sequences)', () => {
   });
 });
 
+describe('errors mid-stream (a 1.5 s request deadline)', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ server: { request_timeout_ms: 1500 } });
+  });
+  after(async () => {
+    await server?.close();
+  });
+  const long = { model: TINY_RANDOM, messages: PROMPT, max_tokens: 4000 };
+
+  test('on the wire: an error event with the Anthropic body ends the stream, without message_stop', async () => {
+    const response = await rawRequest(server.url, 'POST', '/v1/messages', { ...long, stream: true });
+    assert.equal(response.status, 200);
+    const frames = (response.body as string).trim().split('\n\n');
+    assert.ok(frames.some((frame) => frame.startsWith('event: content_block_delta')), 'it streamed first');
+    const last = /^event: error\ndata: (.*)$/s.exec(frames.at(-1)!);
+    assert.ok(last, frames.at(-1));
+    assert.deepEqual(JSON.parse(last[1]), {
+      type: 'error',
+      error: { type: 'timeout_error', message: 'The request exceeded its deadline.' },
+      request_id: response.headers.get('request-id'),
+    });
+    assert.ok(!frames.some((frame) => frame.startsWith('event: message_stop')));
+  });
+
+  test("the SDK's stream throws it as an APIError of that type", async () => {
+    const client = new Anthropic({ baseURL: server.url, apiKey: 'test-key', maxRetries: 0 });
+    await assert.rejects(client.messages.stream(long).finalMessage(), (error: unknown) => {
+      assert.ok(error instanceof Anthropic.APIError);
+      assert.equal(error.type, 'timeout_error');
+      return true;
+    });
+  });
+});
+
 /** One malformed Anthropic request and what the server must answer. */
 interface BadMessagesCase {
   name: string;
