@@ -83,7 +83,7 @@ export interface GenerateRequest {
   model: string;
   prompt: Prompt;
   sampling: SamplingParams;
-  /** Most tokens to generate; null: until the context is full. */
+  /** Most tokens to generate; null: until the context is full; 0: only evaluate the prompt (to warm the cache). */
   maxTokens: number | null;
   /** End-of-generation tokens are ignored before this many tokens. */
   minTokens: number;

@@ -40,7 +40,7 @@ describe('bad input to /v1/messages, as a table', () => {
     { name: 'body over the size limit', body: JSON.stringify(base({ padding: 'x'.repeat(5 * 1024 * 1024) })), status: 413, type: 'request_too_large' },
     { name: 'missing model', body: withoutField('model'), status: 400, type: 'invalid_request_error', mentions: 'model' },
     { name: 'missing max_tokens', body: withoutField('max_tokens'), status: 400, type: 'invalid_request_error', mentions: 'max_tokens' },
-    { name: 'max_tokens 0', body: base({ max_tokens: 0 }), status: 400, type: 'invalid_request_error', mentions: 'max_tokens' },
+    { name: 'max_tokens -1', body: base({ max_tokens: -1 }), status: 400, type: 'invalid_request_error', mentions: 'max_tokens' },
     { name: 'max_tokens a string', body: base({ max_tokens: 'ten' }), status: 400, type: 'invalid_request_error', mentions: 'max_tokens' },
     { name: 'missing messages', body: withoutField('messages'), status: 400, type: 'invalid_request_error', mentions: 'messages' },
     { name: 'messages empty', body: base({ messages: [] }), status: 400, type: 'invalid_request_error', mentions: 'messages' },

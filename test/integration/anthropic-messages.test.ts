@@ -334,6 +334,26 @@ describe('POST /v1/messages (auth off)', () => {
     assert.equal(automatic.usage.input_tokens, 0);
   });
 
+  test('max_tokens 0 warms the cache: empty content, nothing generated, the prefix written; the real call reads it', async () => {
+    const params = {
+      model: STORIES,
+      system: [{ type: 'text' as const, text: freshSystem(), cache_control: { type: 'ephemeral' as const } }],
+      messages: [{ role: 'user' as const, content: 'Tell me a story.' }],
+      ...GREEDY,
+    };
+    const warm = await client.messages.create({ ...params, max_tokens: 0 });
+    assert.deepEqual(warm.content, []);
+    assert.equal(warm.stop_reason, 'max_tokens');
+    assert.equal(warm.usage.output_tokens, 0);
+    assert.ok(warm.usage.cache_creation_input_tokens! > 50);
+    const streamed = await client.messages.stream({ ...params, max_tokens: 0 }).finalMessage();
+    assert.deepEqual(streamed.content, []);
+    assert.equal(streamed.usage.output_tokens, 0);
+    const real = await client.messages.create({ ...params, max_tokens: 3 });
+    assert.ok(real.usage.cache_read_input_tokens! >= warm.usage.cache_creation_input_tokens!, JSON.stringify(real.usage));
+    assert.equal(real.usage.output_tokens, 3);
+  });
+
   test('a repeated prompt without breakpoints reports cache reads too', async () => {
     const params = { system: freshSystem(), max_tokens: 2 };
     await greedy(2, params);

@@ -85,10 +85,11 @@ describe('AnthropicMessageCollector', () => {
     assert.equal(message.stop_reason, 'tool_use');
   });
 
-  test('nothing generated: one empty text block', () => {
+  test('nothing generated: empty content, as Anthropic answers max_tokens 0', () => {
     const collector = new AnthropicMessageCollector(meta);
-    collector.add({ type: 'end', finishReason: 'stop', usage: { ...usage, completionTokens: 0 }, index: 0 });
-    assert.deepEqual(collector.result().content, [{ type: 'text', text: '' }]);
+    collector.add({ type: 'end', finishReason: 'length', usage: { ...usage, completionTokens: 0 }, index: 0 });
+    assert.deepEqual(collector.result().content, []);
+    assert.equal(collector.result().stop_reason, 'max_tokens');
   });
 
   test('toolUseId keeps the random part of the engine id', () => {
@@ -154,11 +155,11 @@ describe('AnthropicStreamEncoder', () => {
     assert.equal(written[6][1].delta.partial_json + written[7][1].delta.partial_json, '{"a":1}');
   });
 
-  test('nothing generated: an empty text block still opens and closes', () => {
+  test('nothing generated: no content block at all', () => {
     const written = encode([processed, { type: 'end', finishReason: 'stop', usage, index: 0 }]);
     assert.deepEqual(
       written.map(([name]) => name),
-      ['message_start', 'content_block_start', 'ping', 'content_block_stop', 'message_delta', 'message_stop'],
+      ['message_start', 'message_delta', 'message_stop'],
     );
   });
 

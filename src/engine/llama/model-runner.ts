@@ -181,6 +181,19 @@ export class LlamaModelRunner {
     pinnedTokens: number | null,
   ): AsyncGenerator<EngineEvent> {
     const cachedTokens = await reusePrefix(this.hooks, sequence, reusable ? prompt.tokens : []);
+    const processed: EngineEvent = {
+      type: 'prompt-processed',
+      promptTokens: prompt.tokens.length,
+      cachedTokens,
+      ...(pinnedTokens === null ? {} : { pinnedTokens }),
+    };
+    if (maxTokens === 0) {
+      // Only the prompt: its state is computed and kept for prefix reuse (Anthropic's cache pre-warming).
+      await sequence.evaluateWithoutGeneratingNewTokens(prompt.tokens.slice(cachedTokens));
+      yield processed;
+      yield { type: 'end', finishReason: 'length', usage: { promptTokens: prompt.tokens.length, cachedTokens, completionTokens: 0 } };
+      return;
+    }
     // A grammar decides where the output may end (llama.cpp then allows only end-of-generation), so banning
     // end-of-generation for min_tokens or ignore_eos, or any ban, could leave no token to sample.
     const limits = grammar === null ? request : { minTokens: 0, ignoreEos: false, softBans: true };
@@ -197,12 +210,6 @@ export class LlamaModelRunner {
         ? sequence.evaluate(input, plan.options)
         : sequence.evaluateWithMetadata(input, { probabilities: true }, plan.options);
 
-    const processed: EngineEvent = {
-      type: 'prompt-processed',
-      promptTokens: prompt.tokens.length,
-      cachedTokens,
-      ...(pinnedTokens === null ? {} : { pinnedTokens }),
-    };
     let completionTokens = 0;
     let previousToken = prompt.tokens[prompt.tokens.length - 1];
     let finishReason: FinishReason = 'stop';

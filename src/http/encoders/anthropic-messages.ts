@@ -48,7 +48,7 @@ function parseInput(argumentsText: string): unknown {
   }
 }
 
-/** Collects a whole Anthropic message (non-streaming): one text block and/or tool_use blocks. */
+/** Collects a whole Anthropic message (non-streaming): a text block (when there is text) and/or tool_use blocks. */
 export class AnthropicMessageCollector {
   private text = '';
   private readonly calls: Array<{ id: string; name: string; arguments: string }> = [];
@@ -83,8 +83,8 @@ export class AnthropicMessageCollector {
 
   result(): AnthropicMessage {
     const content: ResponseContentBlock[] = [];
-    // At least one block: a text block when there is text or nothing else.
-    if (this.text.length > 0 || this.calls.length === 0) content.push({ type: 'text', text: this.text });
+    // No empty text block: an answer with no text (max_tokens 0, an immediate end) has empty content, as Anthropic's.
+    if (this.text.length > 0) content.push({ type: 'text', text: this.text });
     for (const call of this.calls) content.push({ type: 'tool_use', id: call.id, name: call.name, input: parseInput(call.arguments) });
     return {
       id: this.meta.id,
@@ -157,8 +157,6 @@ export class AnthropicStreamEncoder implements StreamEncoder {
 
   finish(writer: SseWriter): void {
     if (this.end === null) return;
-    // Like the whole message, a stream holds at least one content block.
-    if (this.blocks === 0) this.startBlock(writer, 'text', { type: 'text', text: '' });
     this.closeBlock(writer);
     send(writer, {
       type: 'message_delta',

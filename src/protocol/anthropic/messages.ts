@@ -89,7 +89,8 @@ export const messagesRequestSchema = z.object({
   ...promptFields,
   /** Automatic caching: a breakpoint on the last block of the request. */
   cache_control: cacheControlSchema.nullish(),
-  max_tokens: z.number().int().min(1).max(1 << 24),
+  /** 0: only compute the prompt, to warm the prompt cache (no content). */
+  max_tokens: z.number().int().min(0).max(1 << 24),
   stop_sequences: z.array(z.string().min(1, 'stop sequences must not be empty')).max(64).nullish(),
   temperature: z.number().min(0).max(1).nullish(),
   top_p: z.number().min(0).max(1).nullish(),
