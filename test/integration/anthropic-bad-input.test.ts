@@ -64,6 +64,7 @@ describe('bad input to /v1/messages, as a table', () => {
       mentions: 'messages[1].content[0].type',
     },
     { name: 'tool_use input not an object', body: base({ messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'f', input: 'x' }] }] }), status: 400, type: 'invalid_request_error', mentions: 'messages[0].content[0].input' },
+    { name: 'cache_control with a ttl of a day', body: user([{ type: 'text', text: 'Hi', cache_control: { type: 'ephemeral', ttl: '1d' } }]), status: 400, type: 'invalid_request_error', mentions: 'cache_control.ttl' },
     { name: 'cache_control of another type', body: user([{ type: 'text', text: 'Hi', cache_control: { type: 'forever' } }]), status: 400, type: 'invalid_request_error', mentions: 'cache_control' },
     { name: 'system a number', body: base({ system: 7 }), status: 400, type: 'invalid_request_error', mentions: 'system' },
     { name: 'temperature 1.5 (Anthropic allows 0..1)', body: base({ temperature: 1.5 }), status: 400, type: 'invalid_request_error', mentions: 'temperature' },

@@ -5,8 +5,8 @@ import { z } from 'zod';
  * and stream events as types. No logic.
  */
 
-/** A prompt-cache breakpoint. `ttl` ('5m' or '1h') is accepted and ignored. */
-const cacheControlSchema = z.object({ type: z.literal('ephemeral'), ttl: z.string().nullish() });
+/** A prompt-cache breakpoint; `ttl`: how long its prefix stays pinned (default 5 minutes). */
+const cacheControlSchema = z.object({ type: z.literal('ephemeral'), ttl: z.enum(['5m', '1h']).nullish() });
 
 const textBlockSchema = z.object({
   type: z.literal('text'),
