@@ -53,8 +53,12 @@ export type OutputConstraint =
   | { kind: 'tool-calls'; choice: ToolChoice; parallel: boolean; text: Exclude<OutputConstraint, { kind: 'tool-calls' | 'gbnf' }> | null };
 
 export type Prompt =
-  /** `tools`: functions described to the model (rendered into the prompt by the model family's tool-call format). */
-  | { kind: 'chat'; messages: ChatMessage[]; tools?: ToolDefinition[] }
+  /**
+   * `tools`: functions described to the model (rendered into the prompt by the model family's tool-call format).
+   * `continueFinal`: the last message is an assistant message (without tool calls) that the answer continues
+   * (Anthropic's prefill), rather than a finished turn followed by a new one.
+   */
+  | { kind: 'chat'; messages: ChatMessage[]; tools?: ToolDefinition[]; continueFinal?: boolean }
   | { kind: 'text'; text: string }
   | { kind: 'tokens'; tokens: number[] };
 
@@ -79,7 +83,7 @@ export interface GenerateRequest {
   model: string;
   prompt: Prompt;
   sampling: SamplingParams;
-  /** Most tokens to generate; null: until the context is full. */
+  /** Most tokens to generate; null: until the context is full; 0: only evaluate the prompt (to warm the cache). */
   maxTokens: number | null;
   /** End-of-generation tokens are ignored before this many tokens. */
   minTokens: number;
@@ -104,6 +108,12 @@ export interface GenerateRequest {
   cacheSalt: string | null;
   /** null: free text. */
   constraint: OutputConstraint | null;
+  /**
+   * Keep the part of the prompt that `prefix` (a shorter prompt, rendered on its own) shares with it cached for
+   * `ttlMs` after this request (Anthropic's `cache_control` breakpoints): while the pin lasts, other requests take
+   * another free sequence rather than overwrite it, when one is free. Absent or null: no pin.
+   */
+  cachePin?: { prefix: Prompt; ttlMs: number } | null;
 }
 
 export interface TokenLogprob {
@@ -127,8 +137,8 @@ export interface Usage {
 }
 
 export type EngineEvent =
-  /** The prompt is evaluated; generation begins. */
-  | { type: 'prompt-processed'; promptTokens: number; cachedTokens: number }
+  /** The prompt is evaluated; generation begins. `pinnedTokens`: with a `cachePin`, how many prompt tokens it covers. */
+  | { type: 'prompt-processed'; promptTokens: number; cachedTokens: number; pinnedTokens?: number }
   /** New output text (may be empty when held-back bytes are pending); logprobs when requested. */
   | { type: 'text-delta'; text: string; logprobs: TokenLogprob[] | null }
   /**
@@ -141,7 +151,14 @@ export type EngineEvent =
    * then `finishReason` is `cancelled`, `error` says why (the client's abort, the deadline, a failure), and `usage`
    * counts what was computed, so it can be billed.
    */
-  | { type: 'end'; finishReason: FinishReason | 'cancelled'; usage: Usage; error?: unknown };
+  | {
+      type: 'end';
+      finishReason: FinishReason | 'cancelled';
+      usage: Usage;
+      error?: unknown;
+      /** Which of the request's `stop` strings ended generation (finishReason `stop`); absent for other ends. */
+      stopSequence?: string;
+    };
 
 export interface ModelInfo {
   id: string;

@@ -7,7 +7,7 @@ import type { AccountService } from '../core/accounts/account-service.js';
 import type { Authenticator } from '../core/accounts/authenticator.js';
 import type { RequestGate } from '../core/metering/request-gate.js';
 import type { ServingMetrics } from '../core/metrics/serving-metrics.js';
-import { mapError } from './errors.js';
+import { errorShapeOf, mapError } from './errors.js';
 import type { RequestLifecycle } from './request-lifecycle.js';
 import { registerHealth } from './routes/health.js';
 import { registerTokenize } from './routes/llama/tokenize.js';
@@ -15,6 +15,7 @@ import { registerChatCompletions } from './routes/openai/chat-completions.js';
 import { registerCompletions } from './routes/openai/completions.js';
 import { registerEmbeddings } from './routes/openai/embeddings.js';
 import { registerModels } from './routes/openai/models.js';
+import { registerMessages } from './routes/anthropic/messages.js';
 import { registerAdminAccounts } from './routes/admin/accounts.js';
 import { registerUsage } from './routes/usage.js';
 
@@ -74,6 +75,8 @@ export function createApp(deps: AppDependencies): FastifyInstance {
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // Anthropic's clients read the request id from `request-id`.
+    if (errorShapeOf(request.url) === 'anthropic') reply.header('request-id', request.id);
     if (deps.lifecycle.closing && request.method === 'POST') {
       throw new TokenmillError('unavailable', 'server_shutting_down', 'The server is shutting down.');
     }
@@ -84,20 +87,15 @@ export function createApp(deps: AppDependencies): FastifyInstance {
       // The client is gone; nobody reads this.
       return reply.code(499).send();
     }
-    const mapped = mapError(error, String(request.id));
+    const mapped = mapError(error, String(request.id), request.url);
     if (mapped.unexpected) request.log.error({ err: error, requestId: request.id }, 'unexpected error');
     return reply.code(mapped.status).headers(mapped.headers).send(mapped.body);
   });
 
   app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send({
-      error: {
-        message: `Unknown route: ${request.method} ${request.url.split('?')[0]}`,
-        type: 'invalid_request_error',
-        param: null,
-        code: 'unknown_url',
-      },
-    });
+    const unknown = new TokenmillError('not_found', 'unknown_url', `Unknown route: ${request.method} ${request.url.split('?')[0]}`);
+    const mapped = mapError(unknown, String(request.id), request.url);
+    reply.code(mapped.status).send(mapped.body);
   });
 
   registerHealth(app, deps);
@@ -109,6 +107,7 @@ export function createApp(deps: AppDependencies): FastifyInstance {
   registerCompletions(app, deps);
   registerEmbeddings(app, deps);
   registerTokenize(app, deps);
+  registerMessages(app, deps);
   registerAdminAccounts(app, deps);
   registerUsage(app, deps);
   return app;

@@ -1,4 +1,5 @@
 import { TokenmillError, type ErrorKind } from '../core/errors.js';
+import type { AnthropicErrorBody } from '../protocol/anthropic/messages.js';
 import type { OpenAIErrorBody } from '../protocol/openai/common.js';
 
 /** The one map from error kinds to HTTP statuses and OpenAI error types. */
@@ -32,10 +33,36 @@ const openAITypeOf: Record<ErrorKind, string> = {
   timeout: 'timeout_error',
 };
 
+/**
+ * Anthropic's statuses and error types, for routes under /v1/messages. Where Anthropic has no status of its own
+ * (415, 503) ours is kept; `overloaded` is Anthropic's 529 overloaded_error (its SDK retries it, as it does 429).
+ */
+const anthropicOf: Record<ErrorKind, { status: number; type: string }> = {
+  invalid_request: { status: 400, type: 'invalid_request_error' },
+  authentication: { status: 401, type: 'authentication_error' },
+  insufficient_quota: { status: 402, type: 'billing_error' },
+  permission: { status: 403, type: 'permission_error' },
+  not_found: { status: 404, type: 'not_found_error' },
+  payload_too_large: { status: 413, type: 'request_too_large' },
+  unsupported_media_type: { status: 415, type: 'invalid_request_error' },
+  rate_limit: { status: 429, type: 'rate_limit_error' },
+  overloaded: { status: 529, type: 'overloaded_error' },
+  internal: { status: 500, type: 'api_error' },
+  unavailable: { status: 503, type: 'api_error' },
+  timeout: { status: 504, type: 'timeout_error' },
+};
+
+/** Which API's error shape a route answers in: Anthropic's under /v1/messages, else OpenAI's. */
+export type ErrorShape = 'openai' | 'anthropic';
+
+export function errorShapeOf(url: string | undefined): ErrorShape {
+  return url !== undefined && /^\/v1\/messages(?:[/?]|$)/.test(url) ? 'anthropic' : 'openai';
+}
+
 export interface MappedError {
   status: number;
   headers: Record<string, string>;
-  body: OpenAIErrorBody;
+  body: OpenAIErrorBody | AnthropicErrorBody;
   /** Whether it is a bug of ours, to log with its stack. */
   unexpected: boolean;
 }
@@ -62,9 +89,11 @@ function fromFramework(error: { code?: string; statusCode?: number; message: str
   return null;
 }
 
-export function mapError(error: unknown, requestId: string): MappedError {
+/** Maps any error to its status, headers and body, in the shape of the API that `url` (the request's) belongs to. */
+export function mapError(error: unknown, requestId: string, url?: string): MappedError {
   const typed =
     error instanceof TokenmillError ? error : fromFramework(error as { code?: string; statusCode?: number; message: string });
+  if (errorShapeOf(url) === 'anthropic') return toAnthropic(typed, requestId);
   if (!typed) {
     return {
       status: 500,
@@ -87,5 +116,24 @@ export function mapError(error: unknown, requestId: string): MappedError {
     headers,
     body: { error: { message: typed.message, type: openAITypeOf[typed.kind], param: typed.param, code: typed.code } },
     unexpected: typed.kind === 'internal',
+  };
+}
+
+function toAnthropic(typed: TokenmillError | null, requestId: string): MappedError {
+  const { status, type } = anthropicOf[typed?.kind ?? 'internal'];
+  // Anthropic's errors have no `param`: the field leads the message instead, as Anthropic writes it (`max_tokens: ...`).
+  const message =
+    typed === null
+      ? `The server had an error while processing your request (request id ${requestId}).`
+      : typed.param !== null && !typed.message.includes(typed.param)
+        ? `${typed.param}: ${typed.message}`
+        : typed.message;
+  const headers: Record<string, string> = {};
+  if (typed?.retryAfterSeconds != null) headers['retry-after'] = String(typed.retryAfterSeconds);
+  return {
+    status,
+    headers,
+    body: { type: 'error', error: { type, message }, request_id: requestId },
+    unexpected: typed === null || typed.kind === 'internal',
   };
 }

@@ -11,7 +11,7 @@ export function parseBody<Schema extends z.ZodType>(schema: Schema, body: unknow
   }
   const result = schema.safeParse(body, { reportInput: true });
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
+  const issue = innermostIssue(result.error.issues[0]);
   const param = issue.path.length > 0 ? formatPath(issue.path) : null;
   const message = issue.code === 'invalid_type' && issue.input === undefined
     ? `Missing required parameter: '${param}'.`
@@ -26,4 +26,21 @@ function formatPath(path: readonly PropertyKey[]): string {
     else text += text.length > 0 ? `.${String(part)}` : String(part);
   }
   return text;
+}
+
+type Issue = z.core.$ZodIssue;
+
+/**
+ * For a value that fits no option of a union (`content`: a string or a list of blocks), the issue of the one option
+ * that got furthest into the value (`messages[0].content[0].text`), rather than the union as a whole; when no option
+ * got further than another, the union's own issue.
+ */
+function innermostIssue(issue: Issue): Issue {
+  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return issue;
+  const firsts = issue.errors.map((issues) => issues[0]).filter((first): first is Issue => first !== undefined);
+  const depths = firsts.map((first) => first.path.length);
+  const deepest = Math.max(...depths);
+  if (deepest === 0 || depths.filter((depth) => depth === deepest).length > 1) return issue;
+  const inner = firsts[depths.indexOf(deepest)];
+  return innermostIssue({ ...inner, path: [...issue.path, ...inner.path] } as Issue);
 }

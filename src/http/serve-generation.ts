@@ -13,12 +13,28 @@ import { mapError } from './errors.js';
 import { SseWriter } from './sse.js';
 import { streamEvents } from './stream-events.js';
 
-export interface GenerationEncoders<Result> {
+/** Encodes OpenAI stream chunks: unnamed `data:` events, ending with `[DONE]`. */
+export interface ChunkEncoder {
+  encode(event: ChoiceEvent): string | null;
+  usageChunk(): string | null;
+}
+
+/** Writes a stream in an API's own framing (Anthropic's named events). */
+export interface StreamEncoder {
+  /** Writes what one event becomes (maybe nothing). */
+  write(event: ChoiceEvent, writer: SseWriter): void;
+  /** Writes the end of a successful stream. */
+  finish(writer: SseWriter): void;
+  /** Writes an error after the stream started; `body` is already in the API's error shape (see errors.ts). */
+  fail(body: object, writer: SseWriter): void;
+  /** A keep-alive, while nothing else was written for a while. */
+  ping(writer: SseWriter): void;
+}
+
+export type GenerationEncoders<Result> = {
   /** Collects a whole response (non-streaming). */
   collector: { add(event: ChoiceEvent): void; result(): Result };
-  /** Encodes stream chunks. */
-  chunks: { encode(event: ChoiceEvent): string | null; usageChunk(): string | null };
-}
+} & ({ chunks: ChunkEncoder } | { stream: StreamEncoder });
 
 /**
  * Admits a chat or completion request (rate limits, funds), runs it on the engine, answers with one JSON body or
@@ -52,20 +68,22 @@ export async function serveGeneration<Result>(
       await reply.headers(rateHeaders).send(encoders.collector.result());
       return;
     }
+    const stream = 'stream' in encoders ? encoders.stream : openAIStream(encoders.chunks);
+    const idHeaders = replyHeaders(reply);
     reply.hijack();
-    const writer = new SseWriter(reply.raw, { 'x-request-id': String(request.id), ...rateHeaders });
+    const writer = new SseWriter(reply.raw, { ...idHeaders, ...rateHeaders });
     await streamEvents({
       events: events[Symbol.asyncIterator](),
       writer,
       pingIntervalMs: deps.config.server.sse_ping_interval_ms,
       write(event) {
-        const payload = encoders.chunks.encode(event);
-        if (payload !== null) writer.data(payload);
+        stream.write(event, writer);
+      },
+      ping() {
+        stream.ping(writer);
       },
       finish() {
-        const usage = encoders.chunks.usageChunk();
-        if (usage !== null) writer.data(usage);
-        writer.data('[DONE]');
+        stream.finish(writer);
         writer.end();
       },
       fail(error, started) {
@@ -74,19 +92,19 @@ export async function serveGeneration<Result>(
           writer.end();
           return;
         }
-        const mapped = mapError(error, String(request.id));
+        const mapped = mapError(error, String(request.id), request.url);
         if (mapped.unexpected) request.log.error({ err: error }, 'generation failed');
         if (!started && writer.writable) {
           reply.raw.writeHead(mapped.status, {
             ...mapped.headers,
             ...rateHeaders,
+            ...idHeaders,
             'content-type': 'application/json; charset=utf-8',
-            'x-request-id': String(request.id),
           });
           reply.raw.end(JSON.stringify(mapped.body));
           return;
         }
-        writer.data(JSON.stringify(mapped.body));
+        stream.fail(mapped.body, writer);
         writer.end();
       },
     });
@@ -96,6 +114,35 @@ export async function serveGeneration<Result>(
       request.log.error({ err: error, requestId: request.id }, 'settling usage failed');
     });
   }
+}
+
+function openAIStream(chunks: ChunkEncoder): StreamEncoder {
+  return {
+    write(event, writer) {
+      const payload = chunks.encode(event);
+      if (payload !== null) writer.data(payload);
+    },
+    finish(writer) {
+      const usage = chunks.usageChunk();
+      if (usage !== null) writer.data(usage);
+      writer.data('[DONE]');
+    },
+    fail(body, writer) {
+      writer.data(JSON.stringify(body));
+    },
+    ping(writer) {
+      writer.ping();
+    },
+  };
+}
+
+/** The headers set so far (the request ids of the onRequest hook), which a hijacked response must send itself. */
+function replyHeaders(reply: FastifyReply): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(reply.getHeaders())) {
+    if (typeof value === 'string' || typeof value === 'number') headers[name] = String(value);
+  }
+  return headers;
 }
 
 /** Rate limits and funds, when accounts are enabled. */

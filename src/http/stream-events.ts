@@ -5,6 +5,8 @@ export interface StreamEventsOptions<Event> {
   writer: SseWriter;
   /** While nothing was written for this long, a `: ping` comment is sent. */
   pingIntervalMs: number;
+  /** Writes a keep-alive; default: a `: ping` comment. */
+  ping?: () => void;
   /** Encodes and writes one event. */
   write(event: Event): void;
   /** Writes the end of a successful stream. */
@@ -22,7 +24,8 @@ export async function streamEvents<Event>(options: StreamEventsOptions<Event>): 
   let lastWrite = Date.now();
   const timer = setInterval(() => {
     if (Date.now() - lastWrite >= options.pingIntervalMs) {
-      writer.ping();
+      if (options.ping) options.ping();
+      else writer.ping();
       lastWrite = Date.now();
     }
   }, options.pingIntervalMs);

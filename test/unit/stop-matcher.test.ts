@@ -26,7 +26,7 @@ test('a stop split across pieces is found and never emitted', () => {
   const matcher = new StopMatcher(['</s>']);
   assert.deepEqual(matcher.push('a <'), { emit: 'a ', stopped: false });
   assert.deepEqual(matcher.push('/'), { emit: '', stopped: false });
-  assert.deepEqual(matcher.push('s> b'), { emit: '', stopped: true });
+  assert.deepEqual(matcher.push('s> b'), { emit: '', stopped: true, matched: '</s>' });
 });
 
 test('held text that turns out not to be a stop is released', () => {
@@ -39,4 +39,9 @@ test('the earliest of several stops wins', () => {
 
 test('held text is flushed at the end of generation', () => {
   assert.deepEqual(run(['STOP'], ['the ST']), { text: 'the ST', stopped: false });
+});
+
+test('matched names the stop that ended the text: the earliest in it, not the first listed', () => {
+  assert.equal(new StopMatcher(['b', 'a']).push('xxab').matched, 'a');
+  assert.equal(new StopMatcher(['b', 'a']).push('xx').matched, undefined);
 });

@@ -38,6 +38,7 @@ export function renderChat(
   messages: readonly ChatMessage[],
   tools: readonly ToolDefinition[],
   format: ToolCallFormat,
+  continueFinal = false,
 ): RenderedChat {
   const callNames = new Map<string, string>();
   for (const message of messages) for (const call of message.toolCalls ?? []) callNames.set(call.id, call.name);
@@ -48,7 +49,9 @@ export function renderChat(
     if (first?.type === 'system') history[0] = { type: 'system', text: `${String(first.text)}\n\n${description}` };
     else history.unshift({ type: 'system', text: description });
   }
-  history.push({ type: 'model', response: [] });
+  // The model's turn is the last history item: a new, empty one, or the prefilled answer it continues.
+  const last = messages.at(-1);
+  if (!(continueFinal && last?.role === 'assistant' && !last.toolCalls?.length)) history.push({ type: 'model', response: [] });
   const state = wrapper.generateContextState({ chatHistory: history });
   const tokens = state.contextText.tokenize(model.tokenizer);
   const stopStrings: string[] = [];

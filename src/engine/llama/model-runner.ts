@@ -34,6 +34,8 @@ interface Slot {
   lastUsed: number;
   /** The cache scope of the request that computed the sequence's state (see cacheScopeOf); null: never used. */
   scope: string | null;
+  /** A prefix of the state pinned by a request's `cachePin`, and until when (ms since epoch). */
+  pin: { prefix: readonly Token[]; until: number } | null;
 }
 
 interface PreparedPrompt {
@@ -99,7 +101,7 @@ export class LlamaModelRunner {
     const hooks = NativeContextHooks.attach(context, config.threads, config.batch_threads ?? config.threads);
     const slots: Slot[] = [];
     for (let index = 0; index < config.sequences; index++) {
-      slots.push({ sequence: context.getSequence({ contextShift: { size: 0 } }), lastUsed: 0, scope: null });
+      slots.push({ sequence: context.getSequence({ contextShift: { size: 0 } }), lastUsed: 0, scope: null, pin: null });
     }
     const disk =
       promptCacheDirectory === null || config.prompt_cache.disk_entries === 0
@@ -163,12 +165,13 @@ export class LlamaModelRunner {
     const maxTokens = request.maxTokens ?? room;
     const grammar = request.constraint === null ? null : await this.grammars.grammarFor(request.constraint, toolsOf(request.prompt));
 
+    const pinnedTokens = this.pinnedLength(request, prompt.tokens);
     const scope = this.cacheScopeOf(request);
     const slot = await this.scheduler.acquire({
       priority: request.priority,
       deadline: request.deadline,
       signal,
-      choose: (free) => longestPrefixSlot(free, prompt.tokens, scope),
+      choose: (free) => longestPrefixSlot(free, prompt.tokens, scope, Date.now()),
     });
     // A state computed in another scope is never reused: it is dropped before this request's prompt goes in.
     const reusable = slot.scope === scope;
@@ -176,9 +179,10 @@ export class LlamaModelRunner {
     try {
       await this.borrowPrefix(slot, prompt.tokens, reusable);
       if (request.echo) yield { type: 'text-delta', text: echoText(request.prompt, this.model), logprobs: null };
-      yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, true, signal);
+      yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, signal, pinnedTokens);
     } finally {
       slot.lastUsed = Date.now();
+      updatePin(slot, prompt.tokens, pinnedTokens === null ? null : { tokens: pinnedTokens, ttlMs: request.cachePin!.ttlMs });
       this.scheduler.release(slot);
     }
   }
@@ -189,10 +193,24 @@ export class LlamaModelRunner {
     request: GenerateRequest,
     maxTokens: number,
     grammar: LlamaGrammar | null,
-    reusable: boolean,
     signal: AbortSignal,
+    pinnedTokens: number | null,
   ): AsyncGenerator<EngineEvent> {
-    const cachedTokens = await reusePrefix(this.hooks, sequence, reusable ? prompt.tokens : []);
+    // borrowPrefix already emptied a state of another scope.
+    const cachedTokens = await reusePrefix(this.hooks, sequence, prompt.tokens);
+    const processed: EngineEvent = {
+      type: 'prompt-processed',
+      promptTokens: prompt.tokens.length,
+      cachedTokens,
+      ...(pinnedTokens === null ? {} : { pinnedTokens }),
+    };
+    if (maxTokens === 0) {
+      // Only the prompt: its state is computed and kept for prefix reuse (Anthropic's cache pre-warming).
+      await sequence.evaluateWithoutGeneratingNewTokens(prompt.tokens.slice(cachedTokens));
+      yield processed;
+      yield { type: 'end', finishReason: 'length', usage: { promptTokens: prompt.tokens.length, cachedTokens, completionTokens: 0 } };
+      return;
+    }
     // A grammar decides where the output may end (llama.cpp then allows only end-of-generation), so banning
     // end-of-generation for min_tokens or ignore_eos, or any ban, could leave no token to sample.
     const limits = grammar === null ? request : { minTokens: 0, ignoreEos: false, softBans: true };
@@ -213,12 +231,14 @@ export class LlamaModelRunner {
     let previousToken = prompt.tokens[prompt.tokens.length - 1];
     let finishReason: FinishReason = 'stop';
     let stopped = false;
+    /** The request's stop string that matched, if one did (the template's own stops are not reported). */
+    let stopSequence: string | undefined;
     /** Why generation ended early: the client's abort, the deadline, or an engine failure. */
     let interruption: unknown = null;
     try {
       for await (const item of iterator) {
         if (completionTokens === 0) {
-          yield { type: 'prompt-processed', promptTokens: prompt.tokens.length, cachedTokens };
+          yield processed;
         }
         const token = typeof item === 'number' ? item : item.token;
         completionTokens++;
@@ -240,6 +260,7 @@ export class LlamaModelRunner {
         yield* reader.push(match.emit, logprobs);
         if (match.stopped) {
           stopped = true;
+          if (match.matched !== undefined && request.stop.includes(match.matched)) stopSequence = match.matched;
           break;
         }
         if (completionTokens >= maxTokens) {
@@ -262,14 +283,16 @@ export class LlamaModelRunner {
       return;
     }
     if (completionTokens === 0) {
-      yield { type: 'prompt-processed', promptTokens: prompt.tokens.length, cachedTokens };
+      yield processed;
     }
     if (!stopped) {
       const rest = stopMatcher.push(decoder.flush());
+      if (rest.matched !== undefined && request.stop.includes(rest.matched)) stopSequence = rest.matched;
       const tail = rest.stopped ? rest.emit : rest.emit + stopMatcher.flush();
       if (tail.length > 0) yield* reader.push(tail, null);
     }
-    yield { type: 'end', finishReason: reader.finish(finishReason), usage };
+    const reason = reader.finish(finishReason);
+    yield { type: 'end', finishReason: reason, usage, ...(reason === 'stop' && stopSequence !== undefined ? { stopSequence } : {}) };
   }
 
   /**
@@ -368,7 +391,7 @@ export class LlamaModelRunner {
   private render(prompt: Prompt): PreparedPrompt {
     switch (prompt.kind) {
       case 'chat': {
-        const rendered = renderChat(this.model, this.chatWrapper, prompt.messages, prompt.tools ?? [], this.toolFormat);
+        const rendered = renderChat(this.model, this.chatWrapper, prompt.messages, prompt.tools ?? [], this.toolFormat, prompt.continueFinal);
         return { ...rendered, param: 'messages' };
       }
       case 'text':
@@ -377,6 +400,16 @@ export class LlamaModelRunner {
         this.checkTokens(prompt.tokens, 'prompt');
         if (prompt.tokens.length === 0) throw invalidRequest('The prompt is empty.', 'prompt');
         return { tokens: prompt.tokens as Token[], stopStrings: [], stopTokens: [], param: 'prompt' };
+    }
+  }
+
+  /** How many prompt tokens the request's cache pin covers: what its prefix, rendered alone, shares with the prompt. */
+  private pinnedLength(request: GenerateRequest, tokens: readonly Token[]): number | null {
+    if (!request.cachePin) return null;
+    try {
+      return commonPrefixLength(this.prepare(request.cachePin.prefix).tokens, tokens);
+    } catch {
+      return null; // a prefix that does not render on its own (a template that needs a user turn) pins nothing
     }
   }
 
@@ -430,18 +463,44 @@ async function reusePrefix(hooks: NativeContextHooks, sequence: LlamaContextSequ
   return reuse;
 }
 
-/** The free slot sharing the longest prefix with the prompt, among slots of the request's cache scope; else the LRU. */
-function longestPrefixSlot(free: readonly Slot[], tokens: readonly Token[], scope: string): Slot {
+/**
+ * The free slot sharing the longest prefix with the prompt, among slots of the request's cache scope; else the LRU.
+ * A slot whose pinned prefix (unexpired) this prompt would overwrite is taken only when every free slot would be.
+ */
+function longestPrefixSlot(free: readonly Slot[], tokens: readonly Token[], scope: string, now: number): Slot {
   let best = free[0];
   let bestLength = -1;
+  let bestBreaksPin = true;
   for (const slot of free) {
     const length = slot.scope === scope ? commonPrefixLength(slot.sequence.contextTokens, tokens) : 0;
-    if (length > bestLength || (length === bestLength && slot.lastUsed < best.lastUsed)) {
+    const breaksPin =
+      slot.pin !== null && slot.pin.until > now && (slot.scope !== scope || commonPrefixLength(slot.pin.prefix, tokens) < slot.pin.prefix.length);
+    const better =
+      breaksPin !== bestBreaksPin
+        ? !breaksPin
+        : length > bestLength || (length === bestLength && slot.lastUsed < best.lastUsed);
+    if (better) {
       best = slot;
       bestLength = length;
+      bestBreaksPin = breaksPin;
     }
   }
   return best;
+}
+
+/**
+ * After a request: a pin it asked for covers the prompt prefix it computed (a longer or later pin wins); a pin whose
+ * prefix the request overwrote, or that expired, is dropped.
+ */
+function updatePin(slot: Slot, prompt: readonly Token[], pin: { tokens: number; ttlMs: number } | null): void {
+  const now = Date.now();
+  const state = slot.sequence.contextTokens;
+  if (slot.pin !== null && (slot.pin.until <= now || commonPrefixLength(state, slot.pin.prefix) < slot.pin.prefix.length)) slot.pin = null;
+  if (pin === null) return;
+  const tokens = Math.min(pin.tokens, commonPrefixLength(state, prompt));
+  if (tokens <= 0) return;
+  const longer = slot.pin !== null && slot.pin.prefix.length > tokens ? slot.pin.prefix : prompt.slice(0, tokens);
+  slot.pin = { prefix: longer, until: Math.max(now + pin.ttlMs, slot.pin?.until ?? 0) };
 }
 
 export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
