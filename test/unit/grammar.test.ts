@@ -6,7 +6,6 @@ import { checkGbnf } from '../../src/engine/llama/grammar/check-gbnf.js';
 import { constraintToGbnf } from '../../src/engine/llama/grammar/constraint-to-gbnf.js';
 import { GbnfBuilder } from '../../src/engine/llama/grammar/gbnf-builder.js';
 import { integerRangeGbnf, numberRangeGbnf } from '../../src/engine/llama/grammar/integer-range.js';
-import { jsonSchemaToGbnf } from '../../src/engine/llama/grammar/json-schema-to-gbnf.js';
 import { regexToGbnf } from '../../src/engine/llama/grammar/regex-to-gbnf.js';
 import { genericJsonFormat } from '../../src/engine/llama/tool-calls/generic-json-format.js';
 import { schemaCorpus } from '../fixtures/schema-corpus.js';

@@ -9,15 +9,12 @@ import {
   type LlamaModel,
   type Token,
 } from 'node-llama-cpp';
-import { createHash } from 'node:crypto';
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { AbortedError, contextLengthExceeded, invalidRequest, TokenmillError } from '../../core/errors.js';
 import type { ModelConfig } from '../../config/schema.js';
 import type { EngineEvent, FinishReason, GenerateRequest, ModelInfo, Prompt, TokenLogprob } from '../engine.js';
 import { createChatWrapper, renderChat } from './chat-prompt.js';
 import { GrammarCache } from './grammar/grammar-cache.js';
-import { PrefixDiskCache } from './prefix-disk-cache.js';
+import { commonPrefixLength, PrefixCache, type Slot } from './prefix-cache.js';
 import { TextOutputReader, type OutputReader } from './output-reader.js';
 import { planSampling } from './sampling-options.js';
 import { SlotScheduler } from './slot-scheduler.js';
@@ -26,17 +23,6 @@ import { StopMatcher } from './stop-matcher.js';
 import { TokenTextDecoder } from './token-text-decoder.js';
 import { selectToolCallFormat } from './tool-calls/select-tool-call-format.js';
 import type { ToolCallFormat } from './tool-calls/tool-call-format.js';
-
-/** One sequence of the model's context; its KV state is kept after a request for prefix reuse. */
-interface Slot {
-  sequence: LlamaContextSequence;
-  /** ms since epoch of the last release; least recent is evicted first. */
-  lastUsed: number;
-  /** The cache scope of the request that computed the sequence's state (see cacheScopeOf); null: never used. */
-  scope: string | null;
-  /** A prefix of the state pinned by a request's `cachePin`, and until when (ms since epoch). */
-  pin: { prefix: readonly Token[]; until: number } | null;
-}
 
 interface PreparedPrompt {
   tokens: Token[];
@@ -62,17 +48,14 @@ export class LlamaModelRunner {
   private embeddingQueue: Promise<unknown> = Promise.resolve();
   private readonly toolFormat: ToolCallFormat;
   private readonly grammars: GrammarCache;
-  /** Every slot, free or busy: donors of computed prefixes. */
-  private readonly slots: readonly Slot[];
 
   private constructor(
     private readonly config: ModelConfig,
     private readonly model: LlamaModel,
     private readonly context: LlamaContext,
-    private readonly hooks: NativeContextHooks,
     private readonly chatWrapper: ChatWrapper,
     slots: Slot[],
-    private readonly disk: PrefixDiskCache | null,
+    private readonly prefixes: PrefixCache,
   ) {
     this.info = {
       id: config.id,
@@ -81,7 +64,6 @@ export class LlamaModelRunner {
       ownedBy: 'tokenmill',
     };
     this.scheduler = new SlotScheduler(slots, config.max_queue);
-    this.slots = slots;
     this.vocabularySize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
     this.eogTokens = findEogTokens(model, this.vocabularySize);
     this.toolFormat = selectToolCallFormat(chatWrapper);
@@ -103,14 +85,8 @@ export class LlamaModelRunner {
     for (let index = 0; index < config.sequences; index++) {
       slots.push({ sequence: context.getSequence({ contextShift: { size: 0 } }), lastUsed: 0, scope: null, pin: null });
     }
-    const disk =
-      promptCacheDirectory === null || config.prompt_cache.disk_entries === 0
-        ? null
-        : await PrefixDiskCache.open(join(promptCacheDirectory, await modelFileIdentity(config)), {
-            maxEntries: config.prompt_cache.disk_entries,
-            minTokens: config.prompt_cache.disk_min_tokens,
-          });
-    return new LlamaModelRunner(config, model, context, hooks, createChatWrapper(model, config.chat_template), slots, disk);
+    const prefixes = await PrefixCache.create(slots, hooks, config, promptCacheDirectory);
+    return new LlamaModelRunner(config, model, context, createChatWrapper(model, config.chat_template), slots, prefixes);
   }
 
   get queueDepth(): number {
@@ -171,18 +147,14 @@ export class LlamaModelRunner {
       priority: request.priority,
       deadline: request.deadline,
       signal,
-      choose: (free) => longestPrefixSlot(free, prompt.tokens, scope, Date.now()),
+      choose: (free) => this.prefixes.choose(free, prompt.tokens, scope, Date.now()),
     });
-    // A state computed in another scope is never reused: it is dropped before this request's prompt goes in.
-    const reusable = slot.scope === scope;
-    slot.scope = scope;
     try {
-      await this.borrowPrefix(slot, prompt.tokens, reusable);
+      const cachedTokens = await this.prefixes.prepare(slot, prompt.tokens, scope);
       if (request.echo) yield { type: 'text-delta', text: echoText(request.prompt, this.model), logprobs: null };
-      yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, signal, pinnedTokens);
+      yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, signal, cachedTokens, pinnedTokens);
     } finally {
-      slot.lastUsed = Date.now();
-      updatePin(slot, prompt.tokens, pinnedTokens === null ? null : { tokens: pinnedTokens, ttlMs: request.cachePin!.ttlMs });
+      this.prefixes.release(slot, prompt.tokens, pinnedTokens === null ? null : { tokens: pinnedTokens, ttlMs: request.cachePin!.ttlMs });
       this.scheduler.release(slot);
     }
   }
@@ -194,10 +166,10 @@ export class LlamaModelRunner {
     maxTokens: number,
     grammar: LlamaGrammar | null,
     signal: AbortSignal,
+    /** Prompt tokens the sequence already holds (PrefixCache.prepare). */
+    cachedTokens: number,
     pinnedTokens: number | null,
   ): AsyncGenerator<EngineEvent> {
-    // borrowPrefix already emptied a state of another scope.
-    const cachedTokens = await reusePrefix(this.hooks, sequence, prompt.tokens);
     const processed: EngineEvent = {
       type: 'prompt-processed',
       promptTokens: prompt.tokens.length,
@@ -293,42 +265,6 @@ export class LlamaModelRunner {
     }
     const reason = reader.finish(finishReason);
     yield { type: 'end', finishReason: reason, usage, ...(reason === 'stop' && stopSequence !== undefined ? { stopSequence } : {}) };
-  }
-
-  /**
-   * When another slot of the same scope (free or busy) holds a longer computed prefix of the prompt than `slot`
-   * does, by at least MIN_PREFIX_COPY tokens, copies it into `slot` (decision 0011): concurrent requests that share a
-   * system prompt then compute it once, not once per sequence. A slot of another scope is emptied first.
-   */
-  private async borrowPrefix(slot: Slot, tokens: readonly Token[], reusable: boolean): Promise<void> {
-    if (!reusable) await this.hooks.truncate(slot.sequence, 0);
-    const own = commonPrefixLength(slot.sequence.contextTokens, tokens);
-    let donor: Slot | null = null;
-    let best = own + MIN_PREFIX_COPY - 1;
-    for (const other of this.slots) {
-      if (other === slot || other.scope !== slot.scope) continue;
-      const length = commonPrefixLength(other.sequence.contextTokens, tokens);
-      if (length > best) {
-        donor = other;
-        best = length;
-      }
-    }
-    if (!this.hooks.canCopy(slot.sequence)) return;
-    // At least the last prompt token is evaluated (its logits start generation).
-    const usable = tokens.slice(0, tokens.length - 1);
-    if (donor !== null && this.hooks.canCopy(donor.sequence)) {
-      await this.hooks.copyPrefix(donor.sequence, slot.sequence, usable, best);
-    } else if (this.disk !== null) {
-      const stored = this.disk.best(slot.scope ?? '', usable, own + MIN_PREFIX_COPY - 1);
-      // A failed load leaves the sequence empty: the prompt is then computed in full.
-      if (stored !== null) await this.disk.load(this.hooks, slot.sequence, stored.entry, usable).catch(() => {});
-    }
-    // A prefix reused from memory is hot: keep it on disk too (once; the save waits for the decode in progress).
-    const held = commonPrefixLength(slot.sequence.contextTokens, usable);
-    if (this.disk !== null && held > own) void this.disk.save(this.hooks, slot.sequence, slot.scope ?? '', usable, held);
-    else if (this.disk !== null && own >= this.config.prompt_cache.disk_min_tokens) {
-      void this.disk.save(this.hooks, slot.sequence, slot.scope ?? '', usable, own);
-    }
   }
 
   async embed(inputs: Array<string | number[]>, signal: AbortSignal): Promise<{ vectors: number[][]; promptTokens: number }> {
@@ -440,74 +376,6 @@ export class LlamaModelRunner {
     }
     return { token: text, logprob: Math.log(probabilities.get(token) ?? 0), bytes: utf8Bytes(text), top: alternatives };
   }
-}
-
-/** Names a model file by its path, size and modification time: prefix states on disk are valid for that file only. */
-async function modelFileIdentity(config: ModelConfig): Promise<string> {
-  const file = await stat(config.path);
-  const digest = createHash('sha256').update(`${config.path}\u0000${file.size}\u0000${file.mtimeMs}`).digest('hex').slice(0, 16);
-  return `${config.id.replace(/[^A-Za-z0-9._-]/g, '_')}-${digest}`;
-}
-
-/** Fewer shared tokens than this are recomputed rather than copied from another sequence (a copy costs ~1 ms). */
-const MIN_PREFIX_COPY = 32;
-
-/**
- * Keeps the longest prefix of the sequence's state that matches the prompt and erases the rest; at least the last
- * prompt token is always evaluated, since its logits start generation. Returns how many tokens were reused.
- */
-async function reusePrefix(hooks: NativeContextHooks, sequence: LlamaContextSequence, tokens: readonly Token[]): Promise<number> {
-  const common = commonPrefixLength(sequence.contextTokens, tokens);
-  const reuse = Math.max(0, Math.min(common, tokens.length - 1));
-  await hooks.truncate(sequence, reuse);
-  return reuse;
-}
-
-/**
- * The free slot sharing the longest prefix with the prompt, among slots of the request's cache scope; else the LRU.
- * A slot whose pinned prefix (unexpired) this prompt would overwrite is taken only when every free slot would be.
- */
-function longestPrefixSlot(free: readonly Slot[], tokens: readonly Token[], scope: string, now: number): Slot {
-  let best = free[0];
-  let bestLength = -1;
-  let bestBreaksPin = true;
-  for (const slot of free) {
-    const length = slot.scope === scope ? commonPrefixLength(slot.sequence.contextTokens, tokens) : 0;
-    const breaksPin =
-      slot.pin !== null && slot.pin.until > now && (slot.scope !== scope || commonPrefixLength(slot.pin.prefix, tokens) < slot.pin.prefix.length);
-    const better =
-      breaksPin !== bestBreaksPin
-        ? !breaksPin
-        : length > bestLength || (length === bestLength && slot.lastUsed < best.lastUsed);
-    if (better) {
-      best = slot;
-      bestLength = length;
-      bestBreaksPin = breaksPin;
-    }
-  }
-  return best;
-}
-
-/**
- * After a request: a pin it asked for covers the prompt prefix it computed (a longer or later pin wins); a pin whose
- * prefix the request overwrote, or that expired, is dropped.
- */
-function updatePin(slot: Slot, prompt: readonly Token[], pin: { tokens: number; ttlMs: number } | null): void {
-  const now = Date.now();
-  const state = slot.sequence.contextTokens;
-  if (slot.pin !== null && (slot.pin.until <= now || commonPrefixLength(state, slot.pin.prefix) < slot.pin.prefix.length)) slot.pin = null;
-  if (pin === null) return;
-  const tokens = Math.min(pin.tokens, commonPrefixLength(state, prompt));
-  if (tokens <= 0) return;
-  const longer = slot.pin !== null && slot.pin.prefix.length > tokens ? slot.pin.prefix : prompt.slice(0, tokens);
-  slot.pin = { prefix: longer, until: Math.max(now + pin.ttlMs, slot.pin?.until ?? 0) };
-}
-
-export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
-  const limit = Math.min(a.length, b.length);
-  let index = 0;
-  while (index < limit && a[index] === b[index]) index++;
-  return index;
 }
 
 function findEogTokens(model: LlamaModel, size: number): Token[] {
