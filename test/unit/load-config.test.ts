@@ -20,7 +20,7 @@ test('the bundled catalog loads with its documented keys', () => {
   assert.equal(stories.threads, 1);
   assert.equal(stories.context_size, 2048);
   assert.ok(stories.prices.input > 0 && stories.prices.output > 0);
-  assert.ok(path.isAbsolute(stories.path));
+  assert.ok(path.isAbsolute(stories.path!));
   assert.ok(Object.isFrozen(config));
 });
 
