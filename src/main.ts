@@ -118,6 +118,7 @@ function buildEngine(
     routes: config.models.map((model) => ({
       model: model.id,
       contextSize: model.context_size ?? 8192,
+      tokenizer: model.tokenizer,
       routing: model.routing,
       deployments: modelDeployments(model).map((deployment) => ({
         weight: deployment.weight,

@@ -39,6 +39,13 @@ export function loadConfig(sources: ConfigSources): TokenmillConfig {
     if (ids.has(model.id)) throw new ConfigError(`Invalid configuration: model id '${model.id}' appears twice`);
     ids.add(model.id);
   }
+  for (const model of parsed.data.models) {
+    if (model.tokenizer === null) continue;
+    const tokenizer = parsed.data.models.find((candidate) => candidate.id === model.tokenizer);
+    if (!tokenizer || (tokenizer.path === undefined && !tokenizer.deployments?.some((deployment) => deployment.kind === 'llama'))) {
+      throw new ConfigError(`Invalid configuration: the tokenizer of model '${model.id}' must be a local model of the catalog, not '${model.tokenizer}'`);
+    }
+  }
   resolveApiKeys(parsed.data, sources.env);
   return deepFreeze(parsed.data);
 }

@@ -107,6 +107,11 @@ export const modelSchema = z
     /** Where the model runs: local llama.cpp (at most one) and OpenAI-compatible upstreams, balanced by weight. */
     deployments: z.array(deploymentSchema).min(1).max(64).optional(),
     routing: routingSchema.default(routingSchema.parse({})),
+    /**
+     * For models without a local deployment: the id of a local catalog model whose tokenizer (and chat template)
+     * counts this model's prompts for admission. null: an estimate from the prompt's UTF-8 bytes (3 bytes a token).
+     */
+    tokenizer: z.string().min(1).nullable().default(null),
     prices: pricesSchema.default({ input: 0.1, cached_input: 0.025, output: 0.4 }),
     /**
      * Prompt-prefix reuse: `account` (default) reuses a computed prefix only for the account that computed it;

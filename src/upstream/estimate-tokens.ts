@@ -1,17 +1,17 @@
 import type { Prompt } from '../engine/engine.js';
 
 /**
- * Token estimates for models whose tokenizer Tokenmill does not have (upstreams): one token per 4 characters
- * (UTF-16 code units) rounded up, plus 4 tokens per chat message for its role and delimiters, plus the tools' JSON.
- * English BPE text averages about 4 characters per token; the estimate is used only to reserve funds and rate
- * limits before the upstream reports its own count (docs/decisions/0009-upstream-token-estimates.md).
+ * Token estimates for models whose tokenizer Tokenmill does not have (upstreams): one token per 3 UTF-8 bytes
+ * rounded up, plus 8 tokens per chat message for its role and template, plus the tools' JSON. It errs high on
+ * purpose: English BPE text averages about 4 bytes a token, CJK about 3, and the estimate sizes the reservation,
+ * which caps what a request can be billed (docs/decisions/0009-upstream-token-estimates.md).
  */
 export function estimateTextTokens(text: string): number {
-  return Math.ceil(text.length / 4);
+  return Math.ceil(Buffer.byteLength(text, 'utf8') / 3);
 }
 
-/** Tokens a chat message costs beyond its content (role, delimiters), as OpenAI's cookbook counts them. */
-const PER_MESSAGE_TOKENS = 4;
+/** Tokens a chat message costs beyond its content (role, delimiters, template), rounded up from OpenAI's 4. */
+const PER_MESSAGE_TOKENS = 8;
 
 export function estimatePromptTokens(prompt: Prompt): number {
   switch (prompt.kind) {

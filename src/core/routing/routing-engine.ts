@@ -14,6 +14,8 @@ export interface RouteConfig {
   model: string;
   /** Context tokens clients are told about when no local deployment says. */
   contextSize: number;
+  /** A local model whose tokenizer counts this model's prompts (when it has no local deployment); null: estimates. */
+  tokenizer: string | null;
   routing: RoutingConfig;
   deployments: Array<{ target: DeploymentTarget; weight: number }>;
 }
@@ -95,6 +97,9 @@ export class RoutingEngine implements Engine {
 
   async countPromptTokens(model: string, prompt: Prompt): Promise<number> {
     const route = this.route(model);
+    if (!route.hasLocal && route.config.tokenizer !== null && this.options.local) {
+      return this.options.local.countPromptTokens(route.config.tokenizer, prompt);
+    }
     // The local tokenizer counts exactly; upstreams estimate.
     const target = route.deployments.find((deployment) => deployment.target.local)?.target ?? route.deployments[0].target;
     return target.countPromptTokens(prompt);
