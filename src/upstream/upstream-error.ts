@@ -50,7 +50,7 @@ export function isRetryableStatus(status: number): boolean {
 }
 
 /** `retry-after-ms`, else `retry-after` (delta seconds or an HTTP date), in ms; null when absent or unreadable. */
-export function parseRetryAfter(headers: Headers, now: number = Date.now()): number | null {
+export function parseRetryAfter(headers: { get(name: string): string | null }, now: number = Date.now()): number | null {
   const milliseconds = headers.get('retry-after-ms');
   if (milliseconds !== null && milliseconds.trim() !== '' && Number.isFinite(Number(milliseconds))) return Math.max(0, Number(milliseconds));
   const value = headers.get('retry-after');

@@ -18,4 +18,6 @@ export interface Upstream {
   embed(inputs: Array<string | number[]>, signal: AbortSignal): Promise<{ vectors: number[][]; promptTokens: number }>;
   /** An estimate of the prompt's tokens, for admission (see docs/decisions/0009-upstream-token-estimates.md). */
   countPromptTokens(prompt: Prompt): number;
+  /** Closes idle connections (at shutdown). */
+  close(): void;
 }

@@ -10,6 +10,8 @@ export interface DeploymentTarget {
   generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent>;
   embed(inputs: Array<string | number[]>, signal: AbortSignal): Promise<{ vectors: number[][]; promptTokens: number }>;
   countPromptTokens(prompt: Prompt): Promise<number>;
+  /** Frees what the target holds (an upstream's idle connections); the local engine is closed by the router. */
+  close?(): void;
 }
 
 /** A deployment with its routing state: weight, requests in flight, circuit breaker, and its smooth-weighted-round-robin credit. */
@@ -49,5 +51,6 @@ export function upstreamTarget(upstream: Upstream): DeploymentTarget {
     generate: (request, signal) => upstream.generate(request, signal),
     embed: (inputs, signal) => upstream.embed(inputs, signal),
     countPromptTokens: async (prompt) => upstream.countPromptTokens(prompt),
+    close: () => upstream.close(),
   };
 }

@@ -167,6 +167,7 @@ export class RoutingEngine implements Engine {
   }
 
   async close(): Promise<void> {
+    for (const route of this.routes.values()) for (const deployment of route.deployments) deployment.target.close?.();
     await this.options.local?.close();
   }
 

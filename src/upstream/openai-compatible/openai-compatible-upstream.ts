@@ -2,6 +2,7 @@ import type { OpenAIDeploymentConfig } from '../../config/schema.js';
 import { AbortedError } from '../../core/errors.js';
 import type { EngineEvent, GenerateRequest, Prompt } from '../../engine/engine.js';
 import { estimatePromptTokens, estimateTextTokens } from '../estimate-tokens.js';
+import { HttpTransport, type TransportResponse } from '../http-transport.js';
 import type { Upstream } from '../upstream.js';
 import { parseRetryAfter, UpstreamError } from '../upstream-error.js';
 import { ChunkDecoder, type WireChunk } from './chunk-decoder.js';
@@ -21,6 +22,7 @@ export class OpenAICompatibleUpstream implements Upstream {
   readonly name: string;
   private readonly baseUrl: string;
   private readonly headers: Record<string, string>;
+  private readonly transport: HttpTransport;
 
   constructor(
     private readonly config: OpenAIDeploymentConfig,
@@ -28,6 +30,7 @@ export class OpenAICompatibleUpstream implements Upstream {
   ) {
     this.baseUrl = config.base_url.replace(/\/+$/, '');
     this.name = `openai ${this.baseUrl} ${config.model}`;
+    this.transport = new HttpTransport(this.baseUrl);
     this.headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
     if (config.api_key !== null) this.headers.authorization = `Bearer ${config.api_key}`;
   }
@@ -47,7 +50,7 @@ export class OpenAICompatibleUpstream implements Upstream {
       let yielded = false;
       let done = false;
       try {
-        for await (const data of readSse(response.body!)) {
+        for await (const data of readSse(response.body)) {
           guard.touch();
           if (data === '[DONE]') {
             done = true;
@@ -81,7 +84,7 @@ export class OpenAICompatibleUpstream implements Upstream {
     const guard = this.guard(signal, this.now() + this.config.total_timeout_ms);
     try {
       const response = await this.post('/embeddings', { model: this.config.model, input: inputs, encoding_format: 'float' }, guard);
-      const parsed = (await response.json()) as { data?: Array<{ index?: number; embedding?: number[] }>; usage?: { prompt_tokens?: number } };
+      const parsed = JSON.parse(await response.text()) as { data?: Array<{ index?: number; embedding?: number[] }>; usage?: { prompt_tokens?: number } };
       const data = [...(parsed.data ?? [])].sort((a, b) => (a.index ?? 0) - (b.index ?? 0));
       if (data.length !== inputs.length || data.some((item) => !Array.isArray(item.embedding))) {
         throw new UpstreamError(`${this.name}: the embeddings answer does not hold one vector per input`, { deployment: this.name, retryable: false });
@@ -100,22 +103,21 @@ export class OpenAICompatibleUpstream implements Upstream {
   }
 
   /** POSTs a JSON body; an answer other than 2xx becomes an `UpstreamError` holding its status and body. */
-  private async post(path: string, body: WireBody, guard: RequestGuard): Promise<Response> {
-    const response = await fetch(`${this.baseUrl}${path}`, {
-      method: 'POST',
-      headers: this.headers,
-      body: JSON.stringify(body),
-      signal: guard.signal,
-    });
+  private async post(path: string, body: WireBody, guard: RequestGuard): Promise<TransportResponse> {
+    const response = await this.transport.post(path, this.headers, JSON.stringify(body), guard.signal);
     guard.touch();
-    if (response.ok && response.body) return response;
+    if (response.status >= 200 && response.status < 300) return response;
     const text = this.scrub((await response.text().catch(() => '')).slice(0, BODY_LIMIT));
     throw new UpstreamError(`${this.name} answered ${response.status}`, {
       deployment: this.name,
       status: response.status,
       body: text,
-      retryAfterMs: parseRetryAfter(response.headers, this.now()),
+      retryAfterMs: parseRetryAfter({ get: response.header }, this.now()),
     });
+  }
+
+  close(): void {
+    this.transport.close();
   }
 
   private parseChunk(data: string): WireChunk {
@@ -140,8 +142,8 @@ export class OpenAICompatibleUpstream implements Upstream {
       const limit = guard.reason === 'idle' ? `${this.config.timeout_ms} ms without an answer` : 'its total time limit';
       return new UpstreamError(`${this.name} timed out (${limit})`, { deployment: this.name, timedOut: true, retryable: true, cause: error });
     }
-    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-    const detail = cause?.code ?? cause?.message ?? (error as Error).message;
+    const failed = error as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+    const detail = failed.code ?? failed.cause?.code ?? failed.message;
     return new UpstreamError(`${this.name}: connection failed (${detail})`, { deployment: this.name, retryable: true, cause: error });
   }
 

@@ -2,7 +2,7 @@
  * The `data:` payloads of a server-sent event stream, one per event (multi-line data joined with `\n`); comments
  * and other fields are skipped. Ends when the stream ends; the `[DONE]` sentinel is returned like any payload.
  */
-export async function* readSse(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+export async function* readSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
   const decoder = new TextDecoder();
   let buffer = '';
   let data: string[] = [];
