@@ -52,9 +52,12 @@ export class OpenAICompatibleUpstream implements Upstream {
       try {
         for await (const data of readSse(response.body)) {
           guard.touch();
+          // Read on to the end of the body after [DONE] (no `break`): leaving the loop early would destroy the
+          // response, and with it the keep-alive connection.
+          if (done) continue;
           if (data === '[DONE]') {
             done = true;
-            break;
+            continue;
           }
           const chunk = this.parseChunk(data);
           for (const event of decoder.decode(chunk)) {
