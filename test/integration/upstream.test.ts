@@ -81,7 +81,10 @@ describe('a gateway with a local model and an upstream model', () => {
     let text = '';
     let usage: OpenAI.CompletionUsage | null | undefined;
     let finish: string | null = null;
+    let first = true;
     for await (const chunk of stream) {
+      if (first) assert.equal(chunk.choices[0]?.delta.role, 'assistant', 'the first chunk opens the choice');
+      first = false;
       text += chunk.choices[0]?.delta.content ?? '';
       finish = chunk.choices[0]?.finish_reason ?? finish;
       if (chunk.usage) usage = chunk.usage;

@@ -100,9 +100,16 @@ export class RoutingEngine implements Engine {
     if (!route.hasLocal && route.config.tokenizer !== null && this.options.local) {
       return this.options.local.countPromptTokens(route.config.tokenizer, prompt);
     }
-    // The local tokenizer counts exactly; upstreams estimate.
-    const target = route.deployments.find((deployment) => deployment.target.local)?.target ?? route.deployments[0].target;
-    return target.countPromptTokens(prompt);
+    // The local tokenizer counts exactly; upstreams estimate (also while the local model is still loading).
+    const local = route.deployments.find((deployment) => deployment.target.local);
+    const upstream = route.deployments.find((deployment) => !deployment.target.local);
+    if (!local) return upstream!.target.countPromptTokens(prompt);
+    try {
+      return await local.target.countPromptTokens(prompt);
+    } catch (error) {
+      if (upstream && error instanceof TokenmillError && error.kind === 'unavailable') return upstream.target.countPromptTokens(prompt);
+      throw error;
+    }
   }
 
   async *generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
@@ -218,7 +225,8 @@ export class RoutingEngine implements Engine {
           lease.finish(error);
           if (error instanceof AbortedError || signal.aborted) throw error instanceof AbortedError ? error : new AbortedError();
           lastError = error;
-          if (error instanceof TokenmillError && deployment.target.local && error.kind === 'overloaded') break;
+          // A local deployment that is full or still loading hands over to the next one at once.
+          if (error instanceof TokenmillError && deployment.target.local && (error.kind === 'overloaded' || error.kind === 'unavailable')) break;
           if (!(error instanceof UpstreamError) || !error.retryable) throw mapUpstreamError(error, route.config.model);
           if (attempt >= routing.retries || !deployment.breaker.canTake(this.now())) break;
           const delay = error.retryAfterMs ?? backoffMs(routing.backoff_ms, attempt);

@@ -61,7 +61,12 @@ export class OpenAICompatibleUpstream implements Upstream {
           }
           const chunk = this.parseChunk(data);
           for (const event of decoder.decode(chunk)) {
-            yielded = true;
+            if (!yielded) {
+              // Encoders open a choice on this event (the role chunk). Its counts are the estimate; the end event
+              // carries the upstream's own.
+              yield { type: 'prompt-processed', promptTokens: estimatePromptTokens(request.prompt), cachedTokens: 0 };
+              yielded = true;
+            }
             yield event;
           }
         }
