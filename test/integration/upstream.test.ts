@@ -138,6 +138,29 @@ describe('a gateway with a local model and an upstream model', () => {
     assert.equal(embedded.usage.prompt_tokens, embeddedDirect.usage.prompt_tokens);
   });
 
+  test('structured output, guided choice and logprobs are forwarded and enforced by the upstream', async () => {
+    const schema = { type: 'object', properties: { name: { type: 'string', maxLength: 10 } }, required: ['name'], additionalProperties: false };
+    const structured = await client.chat.completions.create({
+      model: REMOTE,
+      messages: [{ role: 'user', content: 'A name?' }],
+      response_format: { type: 'json_schema', json_schema: { name: 'person', schema } },
+      max_tokens: 60,
+      seed: 3,
+    });
+    assert.deepEqual(Object.keys(JSON.parse(structured.choices[0].message.content!)), ['name']);
+    const chosen = await client.completions.create({ model: REMOTE, prompt: 'Color:', max_tokens: 10, guided_choice: ['red', 'green'] } as OpenAI.CompletionCreateParamsNonStreaming);
+    assert.ok(['red', 'green'].includes(chosen.choices[0].text), chosen.choices[0].text);
+    const request = { messages: [{ role: 'user' as const, content: 'Once' }], max_tokens: 3, temperature: 0, logprobs: true, top_logprobs: 2 };
+    const viaGateway = await client.chat.completions.create({ model: REMOTE, ...request });
+    const viaUpstream = await direct.chat.completions.create({ model: STORIES, ...request });
+    const gatewayTokens = viaGateway.choices[0].logprobs!.content!;
+    const upstreamTokens = viaUpstream.choices[0].logprobs!.content!;
+    assert.equal(gatewayTokens.length, 3);
+    assert.deepEqual(gatewayTokens.map((entry) => [entry.token, entry.bytes, entry.top_logprobs.map((top) => top.token)]), upstreamTokens.map((entry) => [entry.token, entry.bytes, entry.top_logprobs.map((top) => top.token)]));
+    // Logprobs repeat to float noise only (prefix reuse and batching change the last bits).
+    gatewayTokens.forEach((entry, index) => assert.ok(Math.abs(entry.logprob - upstreamTokens[index].logprob) < 1e-3));
+  });
+
   test("the upstream's usage is billed at the catalog's prices", async () => {
     const { data, response } = await client.chat.completions
       .create({ model: REMOTE, messages: [{ role: 'user', content: 'Tell me a story' }], max_tokens: 10 })
