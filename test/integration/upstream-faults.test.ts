@@ -185,9 +185,9 @@ describe('upstream faults', () => {
   test('load balancing: sequential requests by weight, concurrent ones to the least busy deployment', async () => {
     for (let index = 0; index < 8; index++) await chat('weighted');
     assert.deepEqual([up.wide.count, up.narrow.count], [6, 2]);
-    up.busy.delayMs = 500;
+    up.busy.delayMs = 800;
     const slow = chat('least');
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    for (let wait = 0; wait < 200 && up.busy.count + up.idle.count === 0; wait++) await new Promise((resolve) => setTimeout(resolve, 5));
     for (let index = 0; index < 3; index++) await chat('least');
     await slow;
     assert.deepEqual([up.busy.count, up.idle.count], [1, 3]);
