@@ -24,6 +24,10 @@ export interface TokenmillServerOptions {
   readyTimeoutMs: number;
   /** Extra environment (e.g. TOKENMILL_AUTH=on, DATABASE_URL): it overrides the catalog. */
   env?: Record<string, string>;
+  /** The catalog's `models` instead of the one GGUF model (e.g. upstream deployments); the model fields are then unused. */
+  catalogModels?: Array<Record<string, unknown>>;
+  /** Extra node flags for the server process (e.g. --cpu-prof). */
+  nodeFlags?: string[];
 }
 
 export interface TokenmillServer {
@@ -48,7 +52,7 @@ export async function startTokenmill(options: TokenmillServerOptions): Promise<T
   const port = await freePort();
   const child = spawn(
     process.execPath,
-    [path.join(repositoryRoot, 'bin', 'tokenmill.js'), 'serve', '--config', configPath, '--port', String(port)],
+    [...(options.nodeFlags ?? []), path.join(repositoryRoot, 'bin', 'tokenmill.js'), 'serve', '--config', configPath, '--port', String(port)],
     { cwd: repositoryRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TOKENMILL_LOG_LEVEL: 'warn', ...options.env } },
   );
   trackChild(child);
@@ -84,7 +88,7 @@ function catalog(options: TokenmillServerOptions, dataDirectory: string): Record
     server: { host: '127.0.0.1', log_level: 'warn' },
     storage: { data_dir: dataDirectory },
     auth: { enabled: false },
-    models: [
+    models: options.catalogModels ?? [
       {
         id: options.modelId,
         path: path.resolve(options.modelPath),

@@ -11,6 +11,10 @@ import { createRateLimiter } from './core/ratelimit/create-rate-limiter.js';
 import type { RateLimiter } from './core/ratelimit/rate-limiter.js';
 import { ServingMetrics } from './core/metrics/serving-metrics.js';
 import { LlamaEngine } from './engine/llama/llama-engine.js';
+import { localModelConfigs, modelDeployments } from './config/model-deployments.js';
+import { localTarget, upstreamTarget } from './core/routing/deployment.js';
+import { RoutingEngine, type RoutingEngineOptions } from './core/routing/routing-engine.js';
+import { createUpstream } from './upstream/create-upstream.js';
 import { createApp, type AuthServices } from './http/app.js';
 import { RequestLifecycle } from './http/request-lifecycle.js';
 import { openStore } from './store/database.js';
@@ -18,7 +22,8 @@ import type { Store } from './store/store.js';
 
 export interface RunningServer {
   app: FastifyInstance;
-  engine: LlamaEngine;
+  /** Every catalog model: local llama.cpp deployments and upstreams, behind one router. */
+  engine: RoutingEngine;
   /** null when auth is disabled. */
   store: Store | null;
   /** The bound address, e.g. http://127.0.0.1:8080. */
@@ -41,17 +46,17 @@ export async function startServer(config: TokenmillConfig): Promise<RunningServe
   const nowSeconds = () => Math.floor(Date.now() / 1000);
   const services = config.auth.enabled ? await openAuthServices(config, nowSeconds) : null;
   let engineLog: ((level: 'warn' | 'error', message: string) => void) | undefined;
-  const engine = new LlamaEngine({
-    models: config.models,
+  const engine = buildEngine(config, {
     log: (level, message) => engineLog?.(level, message),
-    promptCacheDirectory: join(config.storage.data_dir, 'prompt-cache'),
+    onAttempt: (model, deployment, outcome) => metrics.recordUpstreamAttempt(model, deployment, outcome),
   });
+  const metrics = new ServingMetrics(() => engine.load());
   const app = createApp({
     config,
     engine,
     auth: services?.auth ?? null,
     lifecycle,
-    metrics: new ServingMetrics(() => engine.load()),
+    metrics,
     now: Date.now,
     logger: {
       level: config.server.log_level,
@@ -96,6 +101,35 @@ export async function startServer(config: TokenmillConfig): Promise<RunningServe
   };
   const secrets = services?.secrets ?? { adminKey: null, demoKey: null, demoAccountId: null };
   return { app, engine, store: services?.store ?? null, url: address, secrets, shutdown };
+}
+
+/**
+ * The router over every catalog model's deployments: one LlamaEngine for the local ones (null when there are
+ * none), one client per upstream deployment.
+ */
+function buildEngine(
+  config: TokenmillConfig,
+  hooks: { log: (level: 'warn' | 'error', message: string) => void; onAttempt: NonNullable<RoutingEngineOptions['onAttempt']> },
+): RoutingEngine {
+  const localModels = localModelConfigs(config.models);
+  const local =
+    localModels.length > 0
+      ? new LlamaEngine({ models: localModels, log: hooks.log, promptCacheDirectory: join(config.storage.data_dir, 'prompt-cache') })
+      : null;
+  return new RoutingEngine({
+    local,
+    onAttempt: hooks.onAttempt,
+    routes: config.models.map((model) => ({
+      model: model.id,
+      contextSize: model.context_size ?? 8192,
+      tokenizer: model.tokenizer,
+      routing: model.routing,
+      deployments: modelDeployments(model).map((deployment) => ({
+        weight: deployment.weight,
+        target: deployment.kind === 'llama' ? localTarget(local!, model.id) : upstreamTarget(createUpstream(deployment)),
+      })),
+    })),
+  });
 }
 
 async function openAuthServices(

@@ -39,6 +39,14 @@ export function loadConfig(sources: ConfigSources): TokenmillConfig {
     if (ids.has(model.id)) throw new ConfigError(`Invalid configuration: model id '${model.id}' appears twice`);
     ids.add(model.id);
   }
+  for (const model of parsed.data.models) {
+    if (model.tokenizer === null) continue;
+    const tokenizer = parsed.data.models.find((candidate) => candidate.id === model.tokenizer);
+    if (!tokenizer || (tokenizer.path === undefined && !tokenizer.deployments?.some((deployment) => deployment.kind === 'llama'))) {
+      throw new ConfigError(`Invalid configuration: the tokenizer of model '${model.id}' must be a local model of the catalog, not '${model.tokenizer}'`);
+    }
+  }
+  resolveApiKeys(parsed.data, sources.env);
   return deepFreeze(parsed.data);
 }
 
@@ -70,6 +78,14 @@ function readCatalog(sources: ConfigSources): RawCatalog {
   if (Array.isArray(catalog.models)) {
     for (const model of catalog.models) {
       if (model && typeof model.path === 'string') model.path = path.resolve(base, model.path);
+      for (const deployment of Array.isArray(model?.deployments) ? (model.deployments as Array<Record<string, unknown>>) : []) {
+        if (deployment && typeof deployment.path === 'string') deployment.path = path.resolve(base, deployment.path);
+        if (deployment && 'api_key' in deployment) {
+          throw new ConfigError(
+            `The config file ${file} holds an api_key for model '${String(model.id)}': put the key in an environment variable and name it with api_key_env`,
+          );
+        }
+      }
     }
   }
   return catalog;
@@ -130,6 +146,28 @@ function applyOverrides(raw: RawCatalog, overrides: NonNullable<ConfigSources['o
     if (overrides.threads !== undefined) model.threads = overrides.threads;
     if (overrides.sequences !== undefined) model.sequences = overrides.sequences;
     if (overrides.contextSize !== undefined) model.context_size = overrides.contextSize;
+    for (const deployment of Array.isArray(model.deployments) ? (model.deployments as Array<Record<string, unknown>>) : []) {
+      if (deployment?.kind !== 'llama') continue;
+      if (overrides.threads !== undefined) deployment.threads = overrides.threads;
+      if (overrides.sequences !== undefined) deployment.sequences = overrides.sequences;
+      if (overrides.contextSize !== undefined) deployment.context_size = overrides.contextSize;
+    }
+  }
+}
+
+/** Each upstream deployment's key, read from the environment variable its `api_key_env` names (once, here). */
+function resolveApiKeys(config: TokenmillConfig, env: NodeJS.ProcessEnv): void {
+  for (const model of config.models) {
+    for (const deployment of model.deployments ?? []) {
+      if (deployment.kind === 'llama' || deployment.api_key_env === null) continue;
+      const key = env[deployment.api_key_env];
+      if (key === undefined || key === '') {
+        throw new ConfigError(
+          `The environment variable ${deployment.api_key_env} (api_key_env of model '${model.id}', deployment ${deployment.base_url}) is not set`,
+        );
+      }
+      deployment.api_key = key;
+    }
   }
 }
 

@@ -13,6 +13,83 @@ export const pricesSchema = z
     cached_input: z.number().nonnegative().optional(),
     /** USD per 1M generated tokens. */
     output: z.number().nonnegative(),
+    /** USD per 1M prompt tokens written to the prompt cache (Anthropic-style cache writes). Defaults to the input price. */
+    cache_write: z.number().nonnegative().optional(),
+  })
+  .strict();
+
+/** The llama.cpp settings of a local model (at the model's top level, or in a `kind: llama` deployment). */
+const llamaSettings = {
+  /** Tokens of context per sequence (prompt plus output). Default: the model's trained context, capped at 4096. */
+  context_size: z.number().int().min(16).max(1 << 20).nullable().default(null),
+  /** Parallel sequences of one llama.cpp context (continuous batching). */
+  sequences: z.number().int().min(1).max(256).default(8),
+  /** llama.cpp threads. 1 is fastest for small models on small machines (measured; see README). */
+  threads: z.number().int().min(1).max(256).default(1),
+  /** llama.cpp threads for steps that evaluate more than one token (prompts, several sequences). null: `threads`. */
+  batch_threads: z.number().int().min(1).max(256).nullable().default(null),
+  /** Tokens per llama.cpp batch (prompt evaluation chunk). */
+  batch_size: z.number().int().min(8).max(65536).default(512),
+  /** Requests that may wait beyond the busy sequences; more get 429. */
+  max_queue: z.number().int().min(0).max(100000).default(64),
+  /** Jinja chat template overriding the GGUF's own. null: the GGUF's template, else the Llama-2 fallback. */
+  chat_template: z.string().nullable().default(null),
+  /** Whether the model serves /v1/embeddings (a second, embedding context is created on first use). */
+  embeddings: z.boolean().default(true),
+};
+
+/** Share of a model's traffic relative to its other deployments (least outstanding requests, weighted). */
+const weight = z.number().positive().max(1_000_000).default(1);
+
+/** A deployment on this machine: a GGUF file loaded into llama.cpp. At most one per model. */
+export const llamaDeploymentSchema = z
+  .object({
+    kind: z.literal('llama'),
+    /** Path of the GGUF file, relative to the config file. */
+    path: z.string().min(1),
+    ...llamaSettings,
+    weight,
+  })
+  .strict();
+
+/** A deployment on an OpenAI-compatible server (vLLM, SGLang, llama-server, OpenAI, Together, another Tokenmill). */
+export const openAIDeploymentSchema = z
+  .object({
+    kind: z.literal('openai'),
+    /** Base URL of the API, up to and including `/v1` (e.g. http://10.0.0.5:8000/v1). */
+    base_url: z.url({ protocol: /^https?$/ }),
+    /** The upstream's own model id, sent as `model`. */
+    model: z.string().min(1),
+    /** Name of the environment variable that holds the upstream's API key. null: no Authorization header. */
+    api_key_env: z.string().min(1).nullable().default(null),
+    /**
+     * The key itself, resolved from `api_key_env` when the config is loaded (writing a key in the file is refused).
+     * Set directly only by tests that build a config without the environment.
+     */
+    api_key: z.string().min(1).nullable().default(null),
+    /** Longest wait for the response headers, and longest silence between two chunks of a stream, ms. */
+    timeout_ms: z.number().int().min(1).max(3_600_000).default(30_000),
+    /** Longest a whole upstream request may take, ms (the request's own deadline applies as well). */
+    total_timeout_ms: z.number().int().min(1).max(24 * 3_600_000).default(600_000),
+    weight,
+  })
+  .strict();
+
+export const deploymentSchema = z.discriminatedUnion('kind', [llamaDeploymentSchema, openAIDeploymentSchema]);
+
+/** Retries, fallbacks and the circuit breaker of a model's deployments. */
+export const routingSchema = z
+  .object({
+    /** Retries on the same deployment after a retryable failure (connection error, 408, 409, 429, 5xx), before the next. */
+    retries: z.number().int().min(0).max(10).default(1),
+    /** First backoff before a retry, ms; doubled each retry, with jitter. */
+    backoff_ms: z.number().int().min(0).max(60_000).default(100),
+    /** Longest `retry-after` honoured before a retry, ms; a longer one moves on to the next deployment. */
+    max_retry_after_ms: z.number().int().min(0).max(600_000).default(5_000),
+    /** Consecutive failures that take a deployment out (circuit open). */
+    breaker_failures: z.number().int().min(1).max(1000).default(5),
+    /** How long an open circuit stays out before one probe request is let through (half-open), ms. */
+    breaker_cooldown_ms: z.number().int().min(1).max(3_600_000).default(30_000),
   })
   .strict();
 
@@ -20,24 +97,21 @@ export const modelSchema = z
   .object({
     /** The id clients send as `model`. */
     id: z.string().min(1).max(256),
-    /** Path of the GGUF file, relative to the config file. */
-    path: z.string().min(1),
-    /** Tokens of context per sequence (prompt plus output). Default: the model's trained context, capped at 4096. */
-    context_size: z.number().int().min(16).max(1 << 20).nullable().default(null),
-    /** Parallel sequences of one llama.cpp context (continuous batching). */
-    sequences: z.number().int().min(1).max(256).default(8),
-    /** llama.cpp threads. 1 is fastest for small models on small machines (measured; see README). */
-    threads: z.number().int().min(1).max(256).default(1),
-    /** llama.cpp threads for steps that evaluate more than one token (prompts, several sequences). null: `threads`. */
-    batch_threads: z.number().int().min(1).max(256).nullable().default(null),
-    /** Tokens per llama.cpp batch (prompt evaluation chunk). */
-    batch_size: z.number().int().min(8).max(65536).default(512),
-    /** Requests that may wait beyond the busy sequences; more get 429. */
-    max_queue: z.number().int().min(0).max(100000).default(64),
-    /** Jinja chat template overriding the GGUF's own. null: the GGUF's template, else the Llama-2 fallback. */
-    chat_template: z.string().nullable().default(null),
-    /** Whether the model serves /v1/embeddings (a second, embedding context is created on first use). */
-    embeddings: z.boolean().default(true),
+    /**
+     * Path of the GGUF file, relative to the config file: the model is one local deployment with the settings below.
+     * Either `path` or `deployments` is set. (For upstream-only models `context_size` is the context clients are
+     * told about and admission plans with; default 8192.)
+     */
+    path: z.string().min(1).optional(),
+    ...llamaSettings,
+    /** Where the model runs: local llama.cpp (at most one) and OpenAI-compatible upstreams, balanced by weight. */
+    deployments: z.array(deploymentSchema).min(1).max(64).optional(),
+    routing: routingSchema.default(routingSchema.parse({})),
+    /**
+     * For models without a local deployment: the id of a local catalog model whose tokenizer (and chat template)
+     * counts this model's prompts for admission. null: an estimate from the prompt's UTF-8 bytes (3 bytes a token).
+     */
+    tokenizer: z.string().min(1).nullable().default(null),
     prices: pricesSchema.default({ input: 0.1, cached_input: 0.025, output: 0.4 }),
     /**
      * Prompt-prefix reuse: `account` (default) reuses a computed prefix only for the account that computed it;
@@ -58,7 +132,15 @@ export const modelSchema = z
       .strict()
       .default({ scope: 'account', disk_entries: 0, disk_min_tokens: 256 }),
   })
-  .strict();
+  .strict()
+  .superRefine((model, context) => {
+    if ((model.path === undefined) === (model.deployments === undefined)) {
+      context.addIssue({ code: 'custom', message: 'a model needs either path (one local model) or deployments, not both', path: ['path'] });
+    }
+    if ((model.deployments ?? []).filter((deployment) => deployment.kind === 'llama').length > 1) {
+      context.addIssue({ code: 'custom', message: 'a model may have at most one llama deployment', path: ['deployments'] });
+    }
+  });
 
 export const serverSchema = z
   .object({
@@ -124,6 +206,12 @@ export const configFileSchema = z
 
 export type PricesConfig = z.infer<typeof pricesSchema>;
 export type ModelConfig = z.infer<typeof modelSchema>;
+export type DeploymentConfig = z.infer<typeof deploymentSchema>;
+export type LlamaDeploymentConfig = z.infer<typeof llamaDeploymentSchema>;
+export type OpenAIDeploymentConfig = z.infer<typeof openAIDeploymentSchema>;
+export type RoutingConfig = z.infer<typeof routingSchema>;
+/** A model served by llama.cpp in this process: the catalog entry with its local deployment's settings. */
+export type LocalModelConfig = ModelConfig & { path: string };
 export type ServerConfig = z.infer<typeof serverSchema>;
 export type StorageConfig = z.infer<typeof storageSchema>;
 export type AuthConfig = z.infer<typeof authSchema>;

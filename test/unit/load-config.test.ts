@@ -20,7 +20,7 @@ test('the bundled catalog loads with its documented keys', () => {
   assert.equal(stories.threads, 1);
   assert.equal(stories.context_size, 2048);
   assert.ok(stories.prices.input > 0 && stories.prices.output > 0);
-  assert.ok(path.isAbsolute(stories.path));
+  assert.ok(path.isAbsolute(stories.path!));
   assert.ok(Object.isFrozen(config));
 });
 
@@ -59,4 +59,50 @@ test('bad catalogs are refused with a clear message', () => {
   }
   assert.throws(() => loadConfig({ configPath: '/nonexistent/file.yaml', env: {} }), ConfigError);
   assert.throws(() => loadConfig({ env: { PORT: 'eighty' } }), ConfigError);
+});
+
+test('deployments: upstream keys come from the environment, paths are resolved, bad catalogs are refused', () => {
+  const file = writeConfig(
+    [
+      'models:',
+      '  - id: mixed',
+      '    prices: {input: 0.2, output: 0.8, cache_write: 0.25}',
+      '    deployments:',
+      '      - kind: llama',
+      '        path: weights/m.gguf',
+      '        sequences: 2',
+      '      - kind: openai',
+      '        base_url: http://127.0.0.1:9000/v1',
+      '        model: upstream-id',
+      '        api_key_env: UPSTREAM_KEY',
+      '        weight: 3',
+      '  - id: remote',
+      '    tokenizer: mixed',
+      '    deployments:',
+      '      - {kind: openai, base_url: "https://api.example.com/v1", model: m}',
+      '',
+    ].join('\n'),
+  );
+  const config = loadConfig({ configPath: file, env: { UPSTREAM_KEY: 'sk-from-env' } });
+  const [llama, upstream] = config.models[0].deployments!;
+  assert.equal(llama.kind === 'llama' && llama.path, path.join(path.dirname(file), 'weights/m.gguf'));
+  assert.ok(upstream.kind === 'openai');
+  assert.equal(upstream.api_key, 'sk-from-env');
+  assert.equal(upstream.weight, 3);
+  assert.equal(upstream.timeout_ms, 30_000);
+  assert.equal(config.models[0].prices.cache_write, 0.25);
+  assert.equal(config.models[0].routing.retries, 1);
+  const remote = config.models[1].deployments![0];
+  assert.ok(remote.kind === 'openai' && remote.api_key === null);
+  assert.throws(() => loadConfig({ configPath: file, env: {} }), /UPSTREAM_KEY.*is not set/);
+  const refused = [
+    'models:\n  - id: a\n    path: a.gguf\n    deployments:\n      - {kind: openai, base_url: "http://x/v1", model: m}\n',
+    'models:\n  - id: a\n    deployments:\n      - {kind: llama, path: a.gguf}\n      - {kind: llama, path: b.gguf}\n',
+    'models:\n  - id: a\n    deployments:\n      - {kind: openai, base_url: "http://x/v1", model: m, api_key: sk-in-file}\n',
+    'models:\n  - id: a\n    deployments:\n      - {kind: openai, base_url: "ftp://x/v1", model: m}\n',
+    'models:\n  - id: a\n    deployments:\n      - {kind: anthropic, base_url: "http://x/v1", model: m}\n',
+    'models:\n  - id: a\n    tokenizer: nope\n    deployments:\n      - {kind: openai, base_url: "http://x/v1", model: m}\n',
+    'models:\n  - id: a\n    deployments: []\n',
+  ];
+  for (const text of refused) assert.throws(() => loadConfig({ configPath: writeConfig(text), env: {} }), ConfigError, text);
 });

@@ -5,8 +5,14 @@ import { costMicros, toModelPrices, worstCaseMicros } from '../../src/core/billi
 const demo = toModelPrices({ input: 0.1, cached_input: 0.025, output: 0.4 });
 
 test('USD per 1M tokens become integer micro-USD per 1M tokens', () => {
-  assert.deepEqual(demo, { inputMicrosPerMillion: 100_000, cachedInputMicrosPerMillion: 25_000, outputMicrosPerMillion: 400_000 });
+  assert.deepEqual(demo, {
+    inputMicrosPerMillion: 100_000,
+    cachedInputMicrosPerMillion: 25_000,
+    outputMicrosPerMillion: 400_000,
+    cacheWriteMicrosPerMillion: 100_000,
+  });
   assert.equal(toModelPrices({ input: 3, output: 15 }).cachedInputMicrosPerMillion, 3_000_000);
+  assert.equal(toModelPrices({ input: 3, output: 15, cache_write: 3.75 }).cacheWriteMicrosPerMillion, 3_750_000);
 });
 
 test('exact values: 1M tokens of each kind', () => {
@@ -46,4 +52,14 @@ test('the worst case prices every prompt token uncached and every output token',
 test('large requests stay exact (no float drift)', () => {
   const big = toModelPrices({ input: 15, output: 75 });
   assert.equal(costMicros(big, { promptTokens: 123_456_789, cachedTokens: 0, completionTokens: 987_654_321 }), 75_925_925_910);
+});
+
+test('cache writes are a part of the prompt, billed at the cache-write price', () => {
+  const anthropicLike = toModelPrices({ input: 3, cached_input: 0.3, output: 15, cache_write: 3.75 });
+  // 1000 prompt tokens: 600 cached (0.3 each = 180), 300 written (3.75 each = 1125), 100 plain (3 each = 300); 10 out (150)
+  assert.equal(costMicros(anthropicLike, { promptTokens: 1000, cachedTokens: 600, cacheWriteTokens: 300, completionTokens: 10 }), 1755);
+  assert.equal(
+    costMicros(anthropicLike, { promptTokens: 1000, cachedTokens: 0, cacheWriteTokens: 0, completionTokens: 0 }),
+    costMicros(anthropicLike, { promptTokens: 1000, cachedTokens: 0, completionTokens: 0 }),
+  );
 });

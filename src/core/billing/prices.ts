@@ -5,6 +5,8 @@ export interface ModelPrices {
   inputMicrosPerMillion: number;
   cachedInputMicrosPerMillion: number;
   outputMicrosPerMillion: number;
+  /** Prompt tokens written to the prompt cache (Anthropic-style cache writes). */
+  cacheWriteMicrosPerMillion: number;
 }
 
 export interface TokenCounts {
@@ -13,6 +15,8 @@ export interface TokenCounts {
   /** Prompt tokens served from the prompt cache (billed at the cached-input price). */
   cachedTokens: number;
   completionTokens: number;
+  /** Prompt tokens written to the prompt cache (billed at the cache-write price); a part of `promptTokens`. Default 0. */
+  cacheWriteTokens?: number;
 }
 
 const MILLION = 1_000_000n;
@@ -24,6 +28,7 @@ export function toModelPrices(prices: PricesConfig): ModelPrices {
     inputMicrosPerMillion: micros(prices.input),
     cachedInputMicrosPerMillion: micros(prices.cached_input ?? prices.input),
     outputMicrosPerMillion: micros(prices.output),
+    cacheWriteMicrosPerMillion: micros(prices.cache_write ?? prices.input),
   };
 }
 
@@ -32,9 +37,11 @@ export function toModelPrices(prices: PricesConfig): ModelPrices {
  * rational discount as [numerator, denominator] (e.g. [1, 2] for the batch discount); default full price.
  */
 export function costMicros(prices: ModelPrices, tokens: TokenCounts, multiplier: readonly [number, number] = [1, 1]): number {
-  const uncached = BigInt(tokens.promptTokens - tokens.cachedTokens);
+  const cacheWrites = tokens.cacheWriteTokens ?? 0;
+  const uncached = BigInt(tokens.promptTokens - tokens.cachedTokens - cacheWrites);
   const exact =
     uncached * BigInt(prices.inputMicrosPerMillion) +
+    BigInt(cacheWrites) * BigInt(prices.cacheWriteMicrosPerMillion) +
     BigInt(tokens.cachedTokens) * BigInt(prices.cachedInputMicrosPerMillion) +
     BigInt(tokens.completionTokens) * BigInt(prices.outputMicrosPerMillion);
   const numerator = exact * BigInt(multiplier[0]);

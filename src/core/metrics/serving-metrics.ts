@@ -20,6 +20,7 @@ export class ServingMetrics {
   private readonly timeToFirstToken: Histogram<'model'>;
   private readonly interTokenLatency: Histogram<'model'>;
   private readonly e2eLatency: Histogram<'model'>;
+  private readonly upstreamAttempts: Counter<'model' | 'deployment' | 'outcome'>;
 
   constructor(load: LoadSource) {
     const registers = [this.registry];
@@ -31,6 +32,12 @@ export class ServingMetrics {
     this.timeToFirstToken = new Histogram({ name: 'tokenmill_time_to_first_token_seconds', help: 'Arrival to the first generated token.', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers });
     this.interTokenLatency = new Histogram({ name: 'tokenmill_inter_token_latency_seconds', help: 'Gap between generated outputs of one choice.', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers });
     this.e2eLatency = new Histogram({ name: 'tokenmill_e2e_request_latency_seconds', help: 'Arrival to the end of the request.', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers });
+    this.upstreamAttempts = new Counter({
+      name: 'tokenmill_deployment_attempts_total',
+      help: 'Attempts on a deployment (local or upstream), by outcome: success, failure (retryable), rejected, cancelled.',
+      labelNames: ['model', 'deployment', 'outcome'],
+      registers,
+    });
     new Gauge({
       name: 'tokenmill_num_requests_running',
       help: 'Requests holding a sequence.',
@@ -74,6 +81,11 @@ export class ServingMetrics {
       default:
         break;
     }
+  }
+
+  /** One attempt of the router on a deployment (`deployment` is its name: kind, base URL and model; never a key). */
+  recordUpstreamAttempt(model: string, deployment: string, outcome: string): void {
+    this.upstreamAttempts.inc({ model, deployment, outcome });
   }
 
   /** @internal */

@@ -1,11 +1,11 @@
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
-import type { ModelConfig } from '../../config/schema.js';
+import type { LocalModelConfig } from '../../config/schema.js';
 import { modelNotFound, TokenmillError } from '../../core/errors.js';
 import type { Engine, EngineEvent, GenerateRequest, ModelInfo, Prompt } from '../engine.js';
 import { LlamaModelRunner } from './model-runner.js';
 
 export interface LlamaEngineOptions {
-  models: readonly ModelConfig[];
+  models: readonly LocalModelConfig[];
   /** Receives llama.cpp's own log lines (warnings and errors). */
   log?: (level: 'warn' | 'error', message: string) => void;
   /** Where models with `prompt_cache.disk_entries` keep prefixes on disk (a folder per model file). */

@@ -10,7 +10,7 @@ import {
   type Token,
 } from 'node-llama-cpp';
 import { AbortedError, contextLengthExceeded, invalidRequest, TokenmillError } from '../../core/errors.js';
-import type { ModelConfig } from '../../config/schema.js';
+import type { LocalModelConfig } from '../../config/schema.js';
 import type { EngineEvent, FinishReason, GenerateRequest, ModelInfo, Prompt, TokenLogprob } from '../engine.js';
 import { createChatWrapper, renderChat } from './chat-prompt.js';
 import { GrammarCache } from './grammar/grammar-cache.js';
@@ -50,7 +50,7 @@ export class LlamaModelRunner {
   private readonly grammars: GrammarCache;
 
   private constructor(
-    private readonly config: ModelConfig,
+    private readonly config: LocalModelConfig,
     private readonly model: LlamaModel,
     private readonly context: LlamaContext,
     private readonly chatWrapper: ChatWrapper,
@@ -71,7 +71,7 @@ export class LlamaModelRunner {
   }
 
   /** `promptCacheDirectory`: where `prompt_cache.disk_entries` keeps prefixes (a folder per model file), if anywhere. */
-  static async load(llama: Llama, config: ModelConfig, promptCacheDirectory: string | null = null): Promise<LlamaModelRunner> {
+  static async load(llama: Llama, config: LocalModelConfig, promptCacheDirectory: string | null = null): Promise<LlamaModelRunner> {
     const model = await llama.loadModel({ modelPath: config.path });
     const contextSize = config.context_size ?? Math.min(model.trainContextSize, 4096);
     const context = await model.createContext({

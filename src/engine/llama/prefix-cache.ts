@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LlamaContextSequence, Token } from 'node-llama-cpp';
-import type { ModelConfig } from '../../config/schema.js';
+import type { LocalModelConfig } from '../../config/schema.js';
 import type { NativeContextHooks } from './native-context.js';
 import { PrefixDiskCache } from './prefix-disk-cache.js';
 
@@ -34,7 +34,7 @@ export class PrefixCache {
   ) {}
 
   /** `promptCacheDirectory`: where `prompt_cache.disk_entries` keeps prefixes (a folder per model file), if anywhere. */
-  static async create(slots: readonly Slot[], hooks: NativeContextHooks, config: ModelConfig, promptCacheDirectory: string | null): Promise<PrefixCache> {
+  static async create(slots: readonly Slot[], hooks: NativeContextHooks, config: LocalModelConfig, promptCacheDirectory: string | null): Promise<PrefixCache> {
     const disk =
       promptCacheDirectory === null || config.prompt_cache.disk_entries === 0
         ? null
@@ -139,7 +139,7 @@ export function commonPrefixLength(a: readonly number[], b: readonly number[]): 
 }
 
 /** Names a model file by its path, size and modification time: prefix states on disk are valid for that file only. */
-async function modelFileIdentity(config: ModelConfig): Promise<string> {
+async function modelFileIdentity(config: LocalModelConfig): Promise<string> {
   const file = await stat(config.path);
   const digest = createHash('sha256').update(`${config.path}\u0000${file.size}\u0000${file.mtimeMs}`).digest('hex').slice(0, 16);
   return `${config.id.replace(/[^A-Za-z0-9._-]/g, '_')}-${digest}`;

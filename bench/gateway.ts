@@ -1,0 +1,150 @@
+import http from 'node:http';
+import { installChildCleanup } from './child-processes.js';
+import { startInstantUpstream } from './instant-upstream.js';
+import { startTokenmill } from './server-process.js';
+import { summarize, type Summary } from './stats.js';
+
+/**
+ * `node dist/bench/gateway.js [--rounds N] [--seconds S]`: what Tokenmill adds in front of an upstream. An upstream
+ * that answers at once (bench/instant-upstream.ts, in this process) is called directly and through a gateway
+ * Tokenmill (a child process, accounts, limits and the SQLite ledger on), one request at a time, interleaved in
+ * rounds so that drift hits both alike; then requests/s through the gateway with several clients at once.
+ * `--auth-off` runs the gateway without accounts (to separate the store's share); `--profile DIR` writes the
+ * gateway's V8 CPU profile there.
+ */
+const ADMIN_KEY = 'tm-bench-admin-key-0123456789abcdef';
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+function option(name: string, fallback: number): number {
+  const index = process.argv.indexOf(name);
+  return index === -1 ? fallback : Number(process.argv[index + 1]);
+}
+
+function post(url: string, body: string, key: string | null): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(key ? { authorization: `Bearer ${key}` } : {}) },
+        timeout: 30_000,
+      },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
+      },
+    );
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+async function timed(url: string, body: string, key: string | null): Promise<number> {
+  const started = performance.now();
+  const response = await post(url, body, key);
+  if (response.status !== 200) throw new Error(`request failed: ${response.status} ${response.body}`);
+  return performance.now() - started;
+}
+
+const plain = JSON.stringify({ model: 'instant', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 8 });
+const streamed = JSON.stringify({ model: 'instant', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 8, stream: true, stream_options: { include_usage: true } });
+
+installChildCleanup();
+const upstream = await startInstantUpstream();
+const gateway = await startTokenmill({
+  modelId: 'instant',
+  modelPath: 'unused',
+  sequences: 1,
+  threads: 1,
+  contextSize: 2048,
+  readyTimeoutMs: 60_000,
+  env: {
+    TOKENMILL_AUTH: process.argv.includes('--auth-off') ? 'off' : 'on',
+    TOKENMILL_ADMIN_KEY: ADMIN_KEY,
+  },
+  nodeFlags: process.argv.includes('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${process.argv[process.argv.indexOf('--profile') + 1]}`] : [],
+  catalogModels: [
+    {
+      id: 'instant',
+      context_size: 4096,
+      prices: { input: 0.2, cached_input: 0.05, output: 0.8 },
+      deployments: [{ kind: 'openai', base_url: `${upstream.url}/v1`, model: 'instant', timeout_ms: 10_000 }],
+    },
+  ],
+});
+try {
+  const authOn = !process.argv.includes('--auth-off');
+  const account = !authOn ? { id: null } : JSON.parse((await post(`${gateway.baseUrl}/v1/admin/accounts`, JSON.stringify({ name: 'bench', credits_usd: 1000 }), ADMIN_KEY)).body);
+  const created = !authOn ? { body: '{"key":null}' } : await post(
+    `${gateway.baseUrl}/v1/admin/accounts/${account.id}/keys`,
+    JSON.stringify({ name: 'bench', rpm: 10_000_000, tpm: 1_000_000_000, max_concurrency: 1000 }),
+    ADMIN_KEY,
+  );
+  const key = JSON.parse(created.body).key as string | null;
+  const direct = `${upstream.url}/v1/chat/completions`;
+  const through = `${gateway.baseUrl}/v1/chat/completions`;
+  const cases = [
+    { name: 'non-streamed', body: plain },
+    { name: 'streamed', body: streamed },
+  ];
+  const samples = new Map<string, number[]>();
+  const push = (name: string, value: number) => samples.set(name, [...(samples.get(name) ?? []), value]);
+  for (let warm = 0; warm < 200; warm++) {
+    for (const { body } of cases) {
+      await timed(direct, body, null);
+      await timed(through, body, key);
+    }
+  }
+  const rounds = option('--rounds', 10);
+  for (let round = 0; round < rounds; round++) {
+    for (const { name, body } of cases) {
+      for (let index = 0; index < 50; index++) push(`${name} direct`, await timed(direct, body, null));
+      for (let index = 0; index < 50; index++) push(`${name} gateway`, await timed(through, body, key));
+    }
+  }
+  const lines = [
+    '| request | direct p50 ms | gateway p50 ms | added p50 ms | direct p99 ms | gateway p99 ms | added p99 ms | requests each |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const { name } of cases) {
+    const direct: Summary = summarize(samples.get(`${name} direct`)!);
+    const gatewayed: Summary = summarize(samples.get(`${name} gateway`)!);
+    lines.push(
+      `| ${name} | ${direct.p50.toFixed(3)} | ${gatewayed.p50.toFixed(3)} | ${(gatewayed.p50 - direct.p50).toFixed(3)} | ` +
+        `${direct.p99.toFixed(3)} | ${gatewayed.p99.toFixed(3)} | ${(gatewayed.p99 - direct.p99).toFixed(3)} | ${direct.count} |`,
+    );
+  }
+  console.log(lines.join('\n'));
+
+  const seconds = option('--seconds', 5);
+  const concurrency = option('--concurrency', 16);
+  const throughput = async (url: string, key: string | null): Promise<number> => {
+    let done = 0;
+    const until = performance.now() + seconds * 1000;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (performance.now() < until) {
+          await timed(url, plain, key);
+          done++;
+        }
+      }),
+    );
+    return done / ((performance.now() - started) / 1000);
+  };
+  const gatewayRate = await throughput(through, key);
+  const directRate = await throughput(direct, null);
+  console.log(
+    `\nthroughput, ${concurrency} clients for ${seconds} s, non-streamed: gateway ${gatewayRate.toFixed(0)} requests/s ` +
+      `(direct to the upstream: ${directRate.toFixed(0)} requests/s; the upstream and the clients share this process)`,
+  );
+  const cpu = gateway.cpuMs();
+  if (cpu !== null) console.log(`gateway process CPU time over the whole run: ${(cpu / 1000).toFixed(1)} s`);
+} finally {
+  await gateway.stop();
+  await upstream.close();
+}
+process.exit(0);
