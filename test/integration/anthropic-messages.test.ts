@@ -440,7 +440,8 @@ describe('errors mid-stream (a 1.5 s request deadline)', () => {
   after(async () => {
     await server?.close();
   });
-  const long = { model: TINY_RANDOM, messages: PROMPT, max_tokens: 4000 };
+  // Greedy: a sampled end-of-text token would end the answer before the deadline and make the test flaky.
+  const long = { model: TINY_RANDOM, messages: PROMPT, max_tokens: 4000, temperature: 0 };
 
   test('on the wire: an error event with the Anthropic body ends the stream, without message_stop', async () => {
     const response = await rawRequest(server.url, 'POST', '/v1/messages', { ...long, stream: true });
