@@ -17,7 +17,7 @@ const routing = { retries: 1, backoff_ms: 10, max_retry_after_ms: 3_000, breaker
  * and a mid-stream `event: error` end the client's stream with a clean error event), refusals with the key redacted.
  */
 describe('kind: anthropic upstream faults', () => {
-  const names = ['overloaded', 'limited', 'exhausted', 'cut', 'errored', 'early', 'refusing'] as const;
+  const names = ['overloaded', 'limited', 'exhausted', 'cut', 'errored', 'early', 'refusing', 'hold'] as const;
   const up = {} as Record<(typeof names)[number], AnthropicFaultUpstream>;
   let gateway: TestServer;
   let anthropic: Anthropic;
@@ -149,5 +149,17 @@ describe('kind: anthropic upstream faults', () => {
     assert.match(response.body.error.message, /\[redacted\]/);
     assert.doesNotMatch(JSON.stringify(response.body), new RegExp(UPSTREAM_KEY));
     assert.equal(up.refusing.count, 1);
+  });
+
+  test("the client's abort closes the upstream request", async () => {
+    up.hold.fallback = 'hold-stream';
+    const closed = up.hold.nextEarlyClose();
+    const controller = new AbortController();
+    const stream = anthropic.messages.stream({ model: 'hold', max_tokens: 50, messages: [{ role: 'user', content: 'Hi' }] }, { signal: controller.signal });
+    stream.on('text', () => controller.abort());
+    await stream.done().catch(() => {});
+    await closed;
+    assert.equal(up.hold.seen[0].closedEarly, true);
+    assert.equal(up.hold.count, 1);
   });
 });
