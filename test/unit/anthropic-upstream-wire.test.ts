@@ -169,6 +169,28 @@ test('a prefill (final assistant turn) is sent last, without trailing whitespace
   assert.deepEqual(body.messages.at(-1), { role: 'assistant', content: [{ type: 'text', text: 'Well,' }] });
 });
 
+test('empty messages are left out (Anthropic refuses empty text blocks); the conversation starts with a user turn', () => {
+  const body = toMessagesBody(
+    {
+      ...base,
+      prompt: chat([
+        { role: 'system', content: '' },
+        { role: 'assistant', content: 'Hello!' },
+        { role: 'user', content: '' },
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: '' },
+      ]),
+    },
+    options,
+  );
+  assert.equal(body.system, undefined);
+  assert.deepEqual(body.messages, [
+    { role: 'user', content: [{ type: 'text', text: '' }] },
+    { role: 'assistant', content: [{ type: 'text', text: 'Hello!' }] },
+    { role: 'user', content: [{ type: 'text', text: 'Hi' }] },
+  ]);
+});
+
 test('what Anthropic cannot do is an invalid request naming the parameter', () => {
   const refused: Array<[Partial<GenerateRequest>, string]> = [
     [{ prompt: { kind: 'text', text: 'Once' } }, 'prompt'],

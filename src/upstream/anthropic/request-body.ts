@@ -170,7 +170,8 @@ function toBlocks(message: ChatMessage, index: number): ContentBlockWire[] {
   switch (message.role) {
     case 'system':
     case 'user':
-      return [{ type: 'text', text: message.content }];
+      // Anthropic refuses empty text blocks; an empty message is left out (its neighbours' turns may then merge).
+      return message.content.length > 0 ? [{ type: 'text', text: message.content }] : [];
     case 'tool':
       return [{ type: 'tool_result', tool_use_id: toToolUseId(message.toolCallId ?? ''), content: message.content }];
     case 'assistant': {
@@ -178,8 +179,8 @@ function toBlocks(message: ChatMessage, index: number): ContentBlockWire[] {
       (message.toolCalls ?? []).forEach((call, callIndex) => {
         blocks.push({ type: 'tool_use', id: toToolUseId(call.id), name: call.name, input: parseArguments(call.arguments, `messages[${index}].tool_calls[${callIndex}].function.arguments`) });
       });
-      // An assistant turn cannot be empty.
-      return blocks.length > 0 ? blocks : [{ type: 'text', text: '' }];
+      // An empty assistant message (no text, no calls) is left out, as empty user ones are.
+      return blocks;
     }
   }
 }
