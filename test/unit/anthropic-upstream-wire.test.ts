@@ -100,8 +100,9 @@ test('tool calls become tool_use blocks (parsed input), tool messages tool_resul
       ],
     },
   ]);
-  // Without a tool-calls constraint (tool_choice none), no tools are sent.
-  assert.equal(body.tools, undefined);
+  // Without a tool-calls constraint the prompt's tools are still defined (Anthropic wants them), with tool_choice none.
+  assert.equal(body.tools?.length, 1);
+  assert.deepEqual(body.tool_choice, { type: 'none' });
   assert.equal(toToolUseId('call_abc'), 'toolu_abc');
   assert.equal(fromToolUseId('toolu_abc'), 'call_abc');
   assert.equal(fromToolUseId(toToolUseId('call_abc')), 'call_abc');

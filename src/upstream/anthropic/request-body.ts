@@ -53,13 +53,16 @@ export function toMessagesBody(request: GenerateRequest, options: MessagesBodyOp
   if (request.sampling.topP < 1) body.top_p = request.sampling.topP;
   if (request.sampling.topK > 0) body.top_k = request.sampling.topK;
   if (request.stop.length > 0) body.stop_sequences = request.stop;
-  const constraint = request.constraint;
-  if (constraint?.kind === 'tool-calls' && (prompt.tools ?? []).length > 0) {
-    body.tools = prompt.tools!.map(toWireTool);
-    body.tool_choice = toolChoice(constraint);
-  } else if (constraint?.kind === 'tool-calls') {
+  const constraint = request.constraint?.kind === 'tool-calls' ? request.constraint : null;
+  const tools = prompt.tools ?? [];
+  if (tools.length > 0) {
+    // Tools described but not to be called are still sent (with `none`): Anthropic wants the tools of any tool_use
+    // blocks of the conversation defined.
+    body.tools = tools.map(toWireTool);
+    body.tool_choice = constraint ? toolChoice(constraint) : { type: 'none' };
+  } else if (constraint && constraint.choice !== 'auto') {
     // Tools without definitions cannot be called; `auto` without tools is free text.
-    if (constraint.choice !== 'auto') throw invalidRequest('tool_choice requires tools.', 'tool_choice');
+    throw invalidRequest('tool_choice requires tools.', 'tool_choice');
   }
   if (request.cachePin) markBreakpoint(request.cachePin, blockOf, body.tools ?? []);
   return body;
