@@ -35,7 +35,11 @@ export interface MessagesBodyOptions {
 export function toMessagesBody(request: GenerateRequest, options: MessagesBodyOptions): MessagesBody {
   const prompt = request.prompt;
   if (prompt.kind !== 'chat') {
-    throw invalidRequest('This model is served by an Anthropic Messages API, which takes chat messages only; use /v1/chat/completions or /v1/messages.', 'prompt', 'model_not_supported');
+    throw invalidRequest(
+      'This model is served by an Anthropic Messages API, which takes chat messages only; use /v1/chat/completions or /v1/messages.',
+      'prompt',
+      'model_not_supported',
+    );
   }
   refuseUnsupported(request);
   const { system, messages, blockOf } = toWireConversation(prompt.messages);
@@ -180,7 +184,8 @@ function toBlocks(message: ChatMessage, index: number): ContentBlockWire[] {
     case 'assistant': {
       const blocks: ContentBlockWire[] = message.content.length > 0 ? [{ type: 'text', text: message.content }] : [];
       (message.toolCalls ?? []).forEach((call, callIndex) => {
-        blocks.push({ type: 'tool_use', id: toToolUseId(call.id), name: call.name, input: parseArguments(call.arguments, `messages[${index}].tool_calls[${callIndex}].function.arguments`) });
+        const input = parseArguments(call.arguments, `messages[${index}].tool_calls[${callIndex}].function.arguments`);
+        blocks.push({ type: 'tool_use', id: toToolUseId(call.id), name: call.name, input });
       });
       // An empty assistant message (no text, no calls) is left out, as empty user ones are.
       return blocks;
