@@ -126,7 +126,7 @@ function buildEngine(
       routing: model.routing,
       deployments: modelDeployments(model).map((deployment) => ({
         weight: deployment.weight,
-        target: deployment.kind === 'llama' ? localTarget(local!, model.id) : upstreamTarget(createUpstream(deployment)),
+        target: deployment.kind === 'llama' ? localTarget(local!, model.id) : upstreamTarget(createUpstream(deployment, Date.now, { contextSize: model.context_size ?? 8192 })),
       })),
     })),
   });

@@ -75,7 +75,39 @@ export const openAIDeploymentSchema = z
   })
   .strict();
 
-export const deploymentSchema = z.discriminatedUnion('kind', [llamaDeploymentSchema, openAIDeploymentSchema]);
+/** A deployment on a server of Anthropic's Messages API (Anthropic itself, or a compatible server such as Tokenmill). */
+export const anthropicDeploymentSchema = z
+  .object({
+    kind: z.literal('anthropic'),
+    /**
+     * Base URL of the API without `/v1`, as Anthropic's SDKs take it (e.g. https://api.anthropic.com or
+     * http://127.0.0.1:9000): requests go to `{base_url}/v1/messages`.
+     */
+    base_url: z
+      .url({ protocol: /^https?$/ })
+      .refine((url) => !/\/v1\/*$/.test(url), 'the base_url of an anthropic deployment ends before /v1 (requests go to {base_url}/v1/messages)'),
+    /** The upstream's own model id, sent as `model`. */
+    model: z.string().min(1),
+    /** Name of the environment variable that holds the upstream's API key (sent as `x-api-key`). null: no key sent. */
+    api_key_env: z.string().min(1).nullable().default(null),
+    /** The key itself, resolved from `api_key_env` when the config is loaded (tests only may set it directly). */
+    api_key: z.string().min(1).nullable().default(null),
+    /** The `anthropic-version` header. */
+    anthropic_version: z.string().min(1).default('2023-06-01'),
+    /**
+     * `max_tokens` sent when a request sets none (Anthropic requires it; OpenAI chat requests may omit it), capped by
+     * the model's context left after the prompt's estimate. Keep it within the upstream model's output limit.
+     */
+    default_max_tokens: z.number().int().min(1).max(1 << 24).default(4096),
+    /** Longest wait for the response headers, and longest silence between two events of a stream, ms. */
+    timeout_ms: z.number().int().min(1).max(3_600_000).default(30_000),
+    /** Longest a whole upstream request may take, ms (the request's own deadline applies as well). */
+    total_timeout_ms: z.number().int().min(1).max(24 * 3_600_000).default(600_000),
+    weight,
+  })
+  .strict();
+
+export const deploymentSchema = z.discriminatedUnion('kind', [llamaDeploymentSchema, openAIDeploymentSchema, anthropicDeploymentSchema]);
 
 /** Retries, fallbacks and the circuit breaker of a model's deployments. */
 export const routingSchema = z
@@ -104,7 +136,7 @@ export const modelSchema = z
      */
     path: z.string().min(1).optional(),
     ...llamaSettings,
-    /** Where the model runs: local llama.cpp (at most one) and OpenAI-compatible upstreams, balanced by weight. */
+    /** Where the model runs: local llama.cpp (at most one), OpenAI-compatible and Anthropic upstreams, balanced by weight. */
     deployments: z.array(deploymentSchema).min(1).max(64).optional(),
     routing: routingSchema.default(routingSchema.parse({})),
     /**
@@ -209,6 +241,7 @@ export type ModelConfig = z.infer<typeof modelSchema>;
 export type DeploymentConfig = z.infer<typeof deploymentSchema>;
 export type LlamaDeploymentConfig = z.infer<typeof llamaDeploymentSchema>;
 export type OpenAIDeploymentConfig = z.infer<typeof openAIDeploymentSchema>;
+export type AnthropicDeploymentConfig = z.infer<typeof anthropicDeploymentSchema>;
 export type RoutingConfig = z.infer<typeof routingSchema>;
 /** A model served by llama.cpp in this process: the catalog entry with its local deployment's settings. */
 export type LocalModelConfig = ModelConfig & { path: string };

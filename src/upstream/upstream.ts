@@ -3,7 +3,7 @@ import type { EngineEvent, GenerateRequest, Prompt } from '../engine/engine.js';
 /**
  * The contract of a model served over HTTP by another server: the engine contract for one model (the request's
  * `model` is ignored: an upstream serves the one model it was configured with). Each API kind (OpenAI-compatible,
- * later Anthropic) is one folder under upstream/ implementing it, built by `createUpstream`.
+ * Anthropic) is one folder under upstream/ implementing it, built by `createUpstream`.
  *
  * Failures: before the first event, `generate` throws (an `UpstreamError` for the upstream's failures, so that the
  * router may retry or fail over); once an event was yielded, a failure ends the stream with an `end` event that

@@ -106,3 +106,29 @@ test('deployments: upstream keys come from the environment, paths are resolved, 
   ];
   for (const text of refused) assert.throws(() => loadConfig({ configPath: writeConfig(text), env: {} }), ConfigError, text);
 });
+
+test('kind: anthropic deployments: the key from api_key_env, the version and default max_tokens defaulted', () => {
+  const file = writeConfig(
+    [
+      'models:',
+      '  - id: claude',
+      '    deployments:',
+      '      - {kind: anthropic, base_url: "https://api.anthropic.com", model: claude-x, api_key_env: ANTHROPIC_KEY}',
+      '      - {kind: anthropic, base_url: "http://127.0.0.1:9000", model: claude-y, anthropic_version: "2024-01-01", default_max_tokens: 512}',
+      '',
+    ].join('\n'),
+  );
+  const [first, second] = loadConfig({ configPath: file, env: { ANTHROPIC_KEY: 'sk-ant-env' } }).models[0].deployments!;
+  assert.ok(first.kind === 'anthropic' && second.kind === 'anthropic');
+  assert.equal(first.api_key, 'sk-ant-env');
+  assert.equal(first.anthropic_version, '2023-06-01');
+  assert.equal(first.default_max_tokens, 4096);
+  assert.equal(second.api_key, null);
+  assert.equal(second.anthropic_version, '2024-01-01');
+  assert.equal(second.default_max_tokens, 512);
+  assert.throws(() => loadConfig({ configPath: file, env: {} }), /ANTHROPIC_KEY.*is not set/);
+  assert.throws(
+    () => loadConfig({ configPath: writeConfig('models:\n  - id: a\n    deployments:\n      - {kind: anthropic, base_url: "http://x", model: m, api_key: sk-in-file}\n'), env: {} }),
+    /api_key_env/,
+  );
+});
