@@ -134,6 +134,11 @@ export interface Usage {
   cachedTokens: number;
   /** Tokens generated (including any stop sequence text that was cut). */
   completionTokens: number;
+  /**
+   * Prompt tokens computed and kept in the prompt cache for a `cachePin` (Anthropic's cache writes, billed at the
+   * `cache_write` price); a part of `promptTokens`, never of `cachedTokens`. Absent: 0.
+   */
+  cacheWriteTokens?: number;
 }
 
 export type EngineEvent =

@@ -49,9 +49,13 @@ export function costMicros(prices: ModelPrices, tokens: TokenCounts, multiplier:
   return Number((numerator * 2n + denominator) / (denominator * 2n));
 }
 
-/** The most a request can cost: every prompt token uncached, every allowed output token generated. */
+/**
+ * The most a request can cost: every prompt token uncached (or a cache write, when that costs more), every allowed
+ * output token generated.
+ */
 export function worstCaseMicros(prices: ModelPrices, promptTokens: number, maxCompletionTokens: number, multiplier: readonly [number, number] = [1, 1]): number {
-  return costMicros(prices, { promptTokens, cachedTokens: 0, completionTokens: maxCompletionTokens }, multiplier);
+  const cacheWriteTokens = prices.cacheWriteMicrosPerMillion > prices.inputMicrosPerMillion ? promptTokens : 0;
+  return costMicros(prices, { promptTokens, cachedTokens: 0, completionTokens: maxCompletionTokens, cacheWriteTokens }, multiplier);
 }
 
 /** micro-USD -> USD as a number, for display fields such as `balance_usd`. */

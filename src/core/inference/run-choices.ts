@@ -82,6 +82,7 @@ export class UsageTotals {
   promptTokens = 0;
   cachedTokens = 0;
   completionTokens = 0;
+  cacheWriteTokens = 0;
 
   constructor(private readonly n: number) {}
 
@@ -89,6 +90,7 @@ export class UsageTotals {
     if (index % this.n === 0) {
       this.promptTokens += usage.promptTokens;
       this.cachedTokens += usage.cachedTokens;
+      this.cacheWriteTokens += usage.cacheWriteTokens ?? 0;
     }
     this.completionTokens += usage.completionTokens;
   }

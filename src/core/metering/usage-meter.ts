@@ -39,7 +39,12 @@ export class UsageMeter {
   /** The outcome to settle: `error` is what ended the request, if anything. */
   outcome(error: unknown, clientGone: boolean): GateOutcome {
     const usage: TokenCounts | null = this.started
-      ? { promptTokens: this.totals.promptTokens, cachedTokens: this.totals.cachedTokens, completionTokens: this.totals.completionTokens }
+      ? {
+          promptTokens: this.totals.promptTokens,
+          cachedTokens: this.totals.cachedTokens,
+          completionTokens: this.totals.completionTokens,
+          cacheWriteTokens: this.totals.cacheWriteTokens,
+        }
       : null;
     return {
       usage,

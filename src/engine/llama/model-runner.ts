@@ -170,6 +170,8 @@ export class LlamaModelRunner {
     cachedTokens: number,
     pinnedTokens: number | null,
   ): AsyncGenerator<EngineEvent> {
+    // With a pin, the prompt tokens it covers that were computed now (not reused) are cache writes.
+    const cacheWriteTokens = pinnedTokens === null ? 0 : Math.max(0, Math.min(pinnedTokens, prompt.tokens.length) - cachedTokens);
     const processed: EngineEvent = {
       type: 'prompt-processed',
       promptTokens: prompt.tokens.length,
@@ -180,7 +182,7 @@ export class LlamaModelRunner {
       // Only the prompt: its state is computed and kept for prefix reuse (Anthropic's cache pre-warming).
       await sequence.evaluateWithoutGeneratingNewTokens(prompt.tokens.slice(cachedTokens));
       yield processed;
-      yield { type: 'end', finishReason: 'length', usage: { promptTokens: prompt.tokens.length, cachedTokens, completionTokens: 0 } };
+      yield { type: 'end', finishReason: 'length', usage: { promptTokens: prompt.tokens.length, cachedTokens, completionTokens: 0, cacheWriteTokens } };
       return;
     }
     // A grammar decides where the output may end (llama.cpp then allows only end-of-generation), so banning
@@ -249,7 +251,7 @@ export class LlamaModelRunner {
       if (completionTokens === 0) throw error;
       interruption = error;
     }
-    const usage = { promptTokens: prompt.tokens.length, cachedTokens, completionTokens };
+    const usage = { promptTokens: prompt.tokens.length, cachedTokens, completionTokens, cacheWriteTokens };
     if (interruption !== null) {
       yield { type: 'end', finishReason: 'cancelled', usage, error: interruption };
       return;

@@ -55,7 +55,12 @@ export class MessageStreamDecoder {
   get usage(): Usage | null {
     const prompt = this.promptUsage;
     if (prompt === null) return null;
-    return { promptTokens: prompt.promptTokens, cachedTokens: prompt.cachedTokens, completionTokens: this.outputTokens ?? 0 };
+    return {
+      promptTokens: prompt.promptTokens,
+      cachedTokens: prompt.cachedTokens,
+      completionTokens: this.outputTokens ?? 0,
+      cacheWriteTokens: prompt.cacheWriteTokens,
+    };
   }
 
   /** Throws `StreamErrorEvent` for an `error` event. */
