@@ -9,8 +9,12 @@ import { RequestGate } from './core/metering/request-gate.js';
 import { createRateLimiter } from './core/ratelimit/create-rate-limiter.js';
 import type { RateLimiter } from './core/ratelimit/rate-limiter.js';
 import { ServingMetrics } from './core/metrics/serving-metrics.js';
+import { BatchService } from './core/batches/batch-service.js';
+import { BatchWorker } from './core/batches/batch-worker.js';
+import { FileService } from './core/files/file-service.js';
+import { batchLineRunner } from './http/batches/run-batch-line.js';
 import { LlamaEngine } from './engine/llama/llama-engine.js';
-import { createApp, type AuthServices } from './http/app.js';
+import { createApp, type AppDependencies, type AuthServices } from './http/app.js';
 import { RequestLifecycle } from './http/request-lifecycle.js';
 import { openStore } from './store/database.js';
 import type { Store } from './store/store.js';
@@ -18,8 +22,10 @@ import type { Store } from './store/store.js';
 export interface RunningServer {
   app: FastifyInstance;
   engine: LlamaEngine;
-  /** null when auth is disabled. */
+  /** The store (SQLite or PostgreSQL); it holds files and batches also when auth is disabled. */
   store: Store | null;
+  /** Runs batch lines in the background. */
+  batchWorker: BatchWorker;
   /** The bound address, e.g. http://127.0.0.1:8080. */
   url: string;
   /** Secrets created by this start (the first start of a data directory); shown once. */
@@ -38,25 +44,38 @@ const TOUCH_INTERVAL_SECONDS = 60;
 export async function startServer(config: TokenmillConfig): Promise<RunningServer> {
   const lifecycle = new RequestLifecycle();
   const nowSeconds = () => Math.floor(Date.now() / 1000);
-  const services = config.auth.enabled ? await openAuthServices(config, nowSeconds) : null;
+  const store = await openStore({ databaseUrl: config.storage.database_url, dataDir: config.storage.data_dir });
+  let services;
+  try {
+    await store.migrate();
+    services = config.auth.enabled ? await openAuthServices(config, store, nowSeconds) : null;
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  let batchWorker: BatchWorker | null = null;
+  const batches = new BatchService(store, config.batches.window_seconds, nowSeconds, () => batchWorker?.kick());
   let engineLog: ((level: 'warn' | 'error', message: string) => void) | undefined;
   const engine = new LlamaEngine({ models: config.models, log: (level, message) => engineLog?.(level, message) });
-  const app = createApp({
+  const deps: AppDependencies = {
     config,
     engine,
     auth: services?.auth ?? null,
     lifecycle,
     metrics: new ServingMetrics(() => engine.load()),
+    files: new FileService(store, config.files.max_bytes, nowSeconds),
+    batches,
     now: Date.now,
     logger: {
       level: config.server.log_level,
       redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]'], censor: '[redacted]' },
     },
-  });
+  };
+  const app = createApp(deps);
   engineLog = (level, message) => app.log[level]({ source: 'llama.cpp' }, message);
   const closeServices = async () => {
     await services?.limiter.close();
-    await services?.store.close();
+    await store.close();
   };
   let address: string;
   try {
@@ -67,6 +86,9 @@ export async function startServer(config: TokenmillConfig): Promise<RunningServe
     await closeServices();
     throw error;
   }
+  const worker = newBatchWorker(config, store, engine, batchLineRunner(deps), (level, object, message) => app.log[level](object, message));
+  batchWorker = worker;
+  worker.start();
   app.log.info({ url: address, models: engine.models().map((model) => model.id) }, 'Tokenmill is ready');
 
   let shuttingDown: Promise<void> | undefined;
@@ -84,21 +106,52 @@ export async function startServer(config: TokenmillConfig): Promise<RunningServe
       const forced = setTimeout(() => app.server.closeAllConnections(), 1000);
       await closed;
       clearTimeout(forced);
+      await worker.stop();
       await engine.close();
       await closeServices();
     })();
     return shuttingDown;
   };
   const secrets = services?.secrets ?? { adminKey: null, demoKey: null, demoAccountId: null };
-  return { app, engine, store: services?.store ?? null, url: address, secrets, shutdown };
+  return { app, engine, store, batchWorker: worker, url: address, secrets, shutdown };
+}
+
+/** Idle sequences a batch worker may fill, plus this many queued lines, so a sequence never idles between lines. */
+const BATCH_QUEUE_ALLOWANCE = 2;
+
+function newBatchWorker(
+  config: TokenmillConfig,
+  store: Store,
+  engine: LlamaEngine,
+  run: ReturnType<typeof batchLineRunner>,
+  log: (level: 'warn' | 'error', object: object, message: string) => void,
+): BatchWorker {
+  const sequences = config.models.reduce((total, model) => total + model.sequences, 0);
+  const discount = Math.round(config.batches.discount * 1_000_000);
+  return new BatchWorker({
+    store,
+    run,
+    // Engine work now (interactive and this worker's lines) against the sequences; the worker's own lines count
+    // even before the engine has seen them.
+    capacity: (running) => {
+      const load = engine.load().reduce((total, model) => total + model.busy + model.queued, 0);
+      return sequences + BATCH_QUEUE_ALLOWANCE - Math.max(running, load);
+    },
+    concurrency: config.batches.concurrency,
+    pollIntervalMs: config.batches.poll_interval_ms,
+    leaseMs: config.batches.lease_ms,
+    multiplier: [discount, 1_000_000],
+    billed: config.auth.enabled,
+    now: Date.now,
+    log,
+  });
 }
 
 async function openAuthServices(
   config: TokenmillConfig,
+  store: Store,
   nowSeconds: () => number,
 ): Promise<{ auth: AuthServices; store: Store; limiter: RateLimiter; secrets: BootstrapSecrets }> {
-  const store = await openStore({ databaseUrl: config.storage.database_url, dataDir: config.storage.data_dir });
-  await store.migrate();
   const limiter = createRateLimiter({ redisUrl: config.storage.redis_url });
   const accounts = new AccountService(store, nowSeconds);
   const secrets = await bootstrapAccounts(store, accounts, config.auth);

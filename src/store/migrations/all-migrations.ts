@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely';
 import { initialMigration } from './0001-initial.js';
 import { accountLimitsMigration } from './0002-account-limits.js';
+import { filesAndBatchesMigration } from './0003-files-and-batches.js';
 
 /**
  * Every migration, by name; Kysely's Migrator applies them in name order and never reorders applied ones. Add a new
@@ -9,4 +10,5 @@ import { accountLimitsMigration } from './0002-account-limits.js';
 export const allMigrations: Readonly<Record<string, Migration>> = {
   '0001-initial': initialMigration,
   '0002-account-limits': accountLimitsMigration,
+  '0003-files-and-batches': filesAndBatchesMigration,
 };

@@ -79,8 +79,13 @@ export class ReservationsRepository {
    * changes nothing.
    */
   async settle(record: UsageRecord): Promise<void> {
+    await this.db.transaction().execute((trx) => this.settleIn(trx, record));
+  }
+
+  /** `settle` inside the caller's transaction (a batch line commits its result and its usage together). */
+  async settleIn(trx: Transaction<Tables>, record: UsageRecord): Promise<void> {
     assertSafeInteger(record.costMicros, 'costMicros');
-    await this.db.transaction().execute(async (trx) => {
+    {
       // Deleting first locks the reservation: a concurrent settle or release of the same request waits, then finds none.
       const reservation = await trx.deleteFrom('reservations').where('request_id', '=', record.id).returningAll().executeTakeFirst();
       if (!reservation) return;
@@ -123,7 +128,7 @@ export class ReservationsRepository {
           created_at: record.createdAt,
         })
         .execute();
-    });
+    }
   }
 
   /** Ends a reservation without usage; false when there was none. */
