@@ -10,7 +10,7 @@ import type { ReservationsRepository } from './reservations-repository.js';
 /** Lines inserted per statement (SQLite allows 32766 bound parameters; 4 per line). */
 const INSERT_CHUNK = 500;
 
-/** Thrown inside a transaction to roll it back. */
+/** Thrown inside a transaction to roll it back. A finished line keeps the `worker_id` that answered it (audits). */
 class Rollback {}
 
 function rowToBatch(row: Selectable<BatchesTable>): Batch {
@@ -214,7 +214,7 @@ export class BatchesRepository {
       await this.db.transaction().execute(async (trx) => {
         const updated = await trx
           .updateTable('batch_lines')
-          .set({ status: completion.status, result: completion.result, finished_at: completion.now, worker_id: null, lease_until_ms: null })
+          .set({ status: completion.status, result: completion.result, finished_at: completion.now, lease_until_ms: null })
           .where('batch_id', '=', completion.batchId)
           .where('line_index', '=', completion.lineIndex)
           .where('status', '=', 'running')
