@@ -3,45 +3,14 @@ import { after, before, describe, test } from 'node:test';
 import OpenAI, { toFile } from 'openai';
 import path from 'node:path';
 import { modelsDir, startTestServer, STORIES, TINY_RANDOM, type TestServer } from '../helpers/test-server.js';
+import { chatLine, jsonl, readLines, waitFor } from '../helpers/batch-lines.js';
 import { rawRequest } from './raw-request.js';
 
 const ADMIN_KEY = 'tm-admin-batch-test-0123456789abcdef';
 
-type Line = { custom_id: string; method: string; url: string; body: Record<string, unknown> };
-
-export function chatLine(customId: string, body: Record<string, unknown> = {}): Line {
-  return {
-    custom_id: customId,
-    method: 'POST',
-    url: '/v1/chat/completions',
-    body: { model: STORIES, messages: [{ role: 'user', content: `Tell a story number ${customId}` }], max_tokens: 4, ...body },
-  };
-}
-
-export function jsonl(lines: unknown[]): string {
-  return `${lines.map((line) => (typeof line === 'string' ? line : JSON.stringify(line))).join('\n')}\n`;
-}
-
 async function upload(client: OpenAI, text: string): Promise<string> {
   const file = await client.files.create({ file: await toFile(Buffer.from(text), 'input.jsonl'), purpose: 'batch' });
   return file.id;
-}
-
-/** Polls a batch until it reaches one of `statuses`. */
-export async function waitFor(client: OpenAI, id: string, statuses: string[], timeoutMs = 30_000): Promise<OpenAI.Batches.Batch> {
-  const until = Date.now() + timeoutMs;
-  while (true) {
-    const batch = await client.batches.retrieve(id);
-    if (statuses.includes(batch.status)) return batch;
-    if (Date.now() > until) throw new Error(`batch ${id} still ${batch.status} (${JSON.stringify(batch.request_counts)})`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-async function readLines(client: OpenAI, fileId: string | null | undefined): Promise<any[]> {
-  if (!fileId) return [];
-  const text = await (await client.files.content(fileId)).text();
-  return text.split('\n').filter((line) => line.length > 0).map((line) => JSON.parse(line));
 }
 
 describe('Files and Batch APIs with accounts (SQLite)', () => {

@@ -79,9 +79,11 @@ export class BatchWorker {
   private async maintain(): Promise<void> {
     const { store } = this.options;
     if (this.running.size > 0) {
+      // Only lines running before the renewal can be missing from it for a reason (cancelled, expired, taken over).
+      const before = [...this.running];
       const held = await store.renewBatchLeases({ workerId: this.workerId, nowMs: this.options.now(), leaseMs: this.options.leaseMs });
       const keys = new Set(held.map((line) => lineKey(line.batchId, line.lineIndex, line.attempt)));
-      for (const [key, entry] of this.running) if (!keys.has(key)) entry.controller.abort();
+      for (const [key, entry] of before) if (!keys.has(key)) entry.controller.abort();
     }
     const now = Math.floor(this.options.now() / 1000);
     await store.expireBatches(now);
@@ -155,6 +157,7 @@ export class BatchWorker {
       // Stopped, cancelled or expired (the batch's sweep already answered the line), or no room now: nothing is
       // billed; the line runs again unless it was ended meanwhile.
       if (response.ticket) await response.ticket.settle({ usage: null, status: 'cancelled', latencyMs: 0, ttftMs: null });
+      if (!signal.aborted) this.options.log('warn', { batchId: line.batchId, line: line.lineIndex, status: response.statusCode, body: response.body }, 'batch line will run again');
       const notBefore = this.options.now() + (response.retryAfterMs ?? 0);
       await store.retryBatchLine({ batchId: line.batchId, lineIndex: line.lineIndex, workerId: this.workerId, attempt: line.attempt, notBeforeMs: notBefore });
       return;

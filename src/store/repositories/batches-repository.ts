@@ -162,12 +162,11 @@ export class BatchesRepository {
     if (input.limit <= 0) return [];
     const { nowMs } = input;
     const lockClause = this.dialect.name === 'postgres' ? sql`for update of l skip locked` : sql``;
-    // One statement: the subquery picks (and on PostgreSQL locks, skipping rows other workers are claiming) the
-    // lines; SQLite runs it under its database write lock, so it is atomic there too.
+    // One statement. The CTE picks the lines once (on PostgreSQL it locks them, skipping rows other workers are
+    // claiming; a CTE is evaluated once, where an IN subquery may be re-run by a concurrent-update recheck and
+    // pick more rows); SQLite runs it under its database write lock, so it is atomic there too.
     const claimed = await sql<{ batch_id: string; line_index: number; custom_id: string; body: string; attempt: number }>`
-      update batch_lines set status = 'running', worker_id = ${input.workerId}, attempt = attempt + 1,
-        lease_until_ms = ${nowMs + input.leaseMs}
-      where (batch_id, line_index) in (
+      with picked as (
         select l.batch_id, l.line_index from batch_lines l join batches b on b.id = l.batch_id
         where b.status = 'in_progress'
           and ((l.status = 'pending' and (l.lease_until_ms is null or l.lease_until_ms <= ${nowMs}))
@@ -176,6 +175,9 @@ export class BatchesRepository {
         limit ${input.limit}
         ${lockClause}
       )
+      update batch_lines set status = 'running', worker_id = ${input.workerId}, attempt = attempt + 1,
+        lease_until_ms = ${nowMs + input.leaseMs}
+      where (batch_id, line_index) in (select batch_id, line_index from picked)
       returning batch_id, line_index, custom_id, body, attempt`.execute(this.db);
     if (claimed.rows.length === 0) return [];
     const batchIds = [...new Set(claimed.rows.map((row) => row.batch_id))];
