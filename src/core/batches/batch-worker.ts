@@ -157,7 +157,6 @@ export class BatchWorker {
       // Stopped, cancelled or expired (the batch's sweep already answered the line), or no room now: nothing is
       // billed; the line runs again unless it was ended meanwhile.
       if (response.ticket) await response.ticket.settle({ usage: null, status: 'cancelled', latencyMs: 0, ttftMs: null });
-      if (!signal.aborted) this.options.log('warn', { batchId: line.batchId, line: line.lineIndex, status: response.statusCode, body: response.body }, 'batch line will run again');
       const notBefore = this.options.now() + (response.retryAfterMs ?? 0);
       await store.retryBatchLine({ batchId: line.batchId, lineIndex: line.lineIndex, workerId: this.workerId, attempt: line.attempt, notBeforeMs: notBefore });
       return;

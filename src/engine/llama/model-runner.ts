@@ -148,18 +148,21 @@ export class LlamaModelRunner {
     const grammar = request.constraint === null ? null : await this.grammars.grammarFor(request.constraint, toolsOf(request.prompt));
 
     const scope = this.cacheScopeOf(request);
+    // Work less urgent than interactive requests (priority 0; batch lines are 10) gives its sequence back when one waits.
+    const preemption = new AbortController();
     const slot = await this.scheduler.acquire({
       priority: request.priority,
       deadline: request.deadline,
       signal,
       choose: (free) => longestPrefixSlot(free, prompt.tokens, scope),
+      preempt: request.priority > 0 ? () => preemption.abort() : undefined,
     });
     // A state computed in another scope is never reused: it is dropped before this request's prompt goes in.
     const reusable = slot.scope === scope;
     slot.scope = scope;
     try {
       if (request.echo) yield { type: 'text-delta', text: echoText(request.prompt, this.model), logprobs: null };
-      yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, reusable, signal);
+      yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, reusable, signal, preemption.signal);
     } finally {
       slot.lastUsed = Date.now();
       this.scheduler.release(slot);
@@ -174,6 +177,7 @@ export class LlamaModelRunner {
     grammar: LlamaGrammar | null,
     reusable: boolean,
     signal: AbortSignal,
+    preempted: AbortSignal,
   ): AsyncGenerator<EngineEvent> {
     const cachedTokens = await reusePrefix(this.hooks, sequence, reusable ? prompt.tokens : []);
     // A grammar decides where the output may end (llama.cpp then allows only end-of-generation), so banning
@@ -207,6 +211,10 @@ export class LlamaModelRunner {
         completionTokens++;
         if (signal.aborted) {
           interruption = new AbortedError();
+          break;
+        }
+        if (preempted.aborted) {
+          interruption = new TokenmillError('overloaded', 'preempted', 'A more urgent request needed this sequence; run this one again later.', { retryAfterSeconds: 0 });
           break;
         }
         plan.observe(token);
