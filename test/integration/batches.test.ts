@@ -262,3 +262,32 @@ describe('batch cancel and expiry (accounts disabled)', () => {
     for (const line of output) assert.equal(line.response.status_code, 200);
   });
 });
+
+describe('batch work gives way to interactive requests', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({
+      batches: { poll_interval_ms: 100 },
+      models: [{ id: STORIES, path: path.join(modelsDir, 'stories260K.gguf'), sequences: 1 }],
+    });
+  });
+  after(() => server.close());
+
+  test('an interactive request is not queued behind a running batch line; the preempted line still runs once', async () => {
+    const client = server.client;
+    // Each line takes about a second on its own on the one sequence.
+    const lines = Array.from({ length: 4 }, (_, index) => chatLine(`long-${index}`, { max_tokens: 1000, ignore_eos: true }));
+    const created = await client.batches.create({ input_file_id: await upload(client, jsonl(lines)), endpoint: '/v1/chat/completions', completion_window: '24h' });
+    // Wait until a line is generating, then ask interactively.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const started = performance.now();
+    const stream = await client.chat.completions.create({ model: STORIES, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5, stream: true });
+    let ttft: number | null = null;
+    for await (const chunk of stream) if (ttft === null && chunk.choices[0]?.delta?.content) ttft = performance.now() - started;
+    assert.ok(ttft !== null && ttft < 500, `interactive TTFT ${ttft} ms while a batch line held the only sequence`);
+    const batch = await waitFor(client, created.id, ['completed'], 60_000);
+    const output = await readLines(client, batch.output_file_id);
+    assert.deepEqual(output.map((line) => line.custom_id), lines.map((line) => line.custom_id));
+    for (const line of output) assert.equal(line.response.body.usage.completion_tokens, 1000);
+  });
+});
