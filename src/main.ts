@@ -95,6 +95,8 @@ export async function startServer(config: TokenmillConfig): Promise<RunningServe
   const shutdown = () => {
     shuttingDown ??= (async () => {
       lifecycle.closing = true;
+      // Batch lines stop at once and go back to pending, for the next start (or another instance) to run.
+      const workerStopped = worker.stop();
       const closed = app.close();
       const drained = await lifecycle.drain(config.server.shutdown_grace_ms);
       if (!drained) {
@@ -106,7 +108,7 @@ export async function startServer(config: TokenmillConfig): Promise<RunningServe
       const forced = setTimeout(() => app.server.closeAllConnections(), 1000);
       await closed;
       clearTimeout(forced);
-      await worker.stop();
+      await workerStopped;
       await engine.close();
       await closeServices();
     })();

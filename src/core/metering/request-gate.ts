@@ -90,40 +90,40 @@ export class RequestGate {
     const started = this.deps.now();
     let settled = false;
     const settle = async (outcome: GateOutcome, line: LineCompletion | null): Promise<boolean> => {
-        if (settled) return false;
-        settled = true;
-        const usage = outcome.usage;
-        try {
-          if (usage === null) {
-            await this.deps.store.release(request.requestId);
-            return line === null ? true : this.deps.store.completeBatchLine(line, null);
-          }
-          const record: UsageRecord = {
-            id: request.requestId,
-            createdAt: Math.floor(started / 1000),
-            accountId: account.id,
-            keyId: key.id,
-            model: request.model,
-            endpoint: request.endpoint,
-            status: outcome.status,
-            promptTokens: usage.promptTokens,
-            cachedTokens: usage.cachedTokens,
-            completionTokens: usage.completionTokens,
-            costMicros: Math.min(costMicros(prices, usage, multiplier), hold),
-            latencyMs: Math.round(outcome.latencyMs),
-            ttftMs: outcome.ttftMs === null ? null : Math.round(outcome.ttftMs),
-            batchId: request.batchId ?? null,
-          };
-          if (line === null) {
-            await this.deps.store.settle(record);
-            return true;
-          }
-          const committed = await this.deps.store.completeBatchLine(line, record);
-          if (!committed) await this.deps.store.release(request.requestId);
-          return committed;
-        } finally {
-          await admission.finish(usage === null ? 0 : usage.promptTokens + usage.completionTokens);
+      if (settled) return false;
+      settled = true;
+      const usage = outcome.usage;
+      try {
+        if (usage === null) {
+          await this.deps.store.release(request.requestId);
+          return line === null ? true : this.deps.store.completeBatchLine(line, null);
         }
+        const record: UsageRecord = {
+          id: request.requestId,
+          createdAt: Math.floor(started / 1000),
+          accountId: account.id,
+          keyId: key.id,
+          model: request.model,
+          endpoint: request.endpoint,
+          status: outcome.status,
+          promptTokens: usage.promptTokens,
+          cachedTokens: usage.cachedTokens,
+          completionTokens: usage.completionTokens,
+          costMicros: Math.min(costMicros(prices, usage, multiplier), hold),
+          latencyMs: Math.round(outcome.latencyMs),
+          ttftMs: outcome.ttftMs === null ? null : Math.round(outcome.ttftMs),
+          batchId: request.batchId ?? null,
+        };
+        if (line === null) {
+          await this.deps.store.settle(record);
+          return true;
+        }
+        const committed = await this.deps.store.completeBatchLine(line, record);
+        if (!committed) await this.deps.store.release(request.requestId);
+        return committed;
+      } finally {
+        await admission.finish(usage === null ? 0 : usage.promptTokens + usage.completionTokens);
+      }
     };
     return {
       headers: admission.headers,
@@ -135,6 +135,7 @@ export class RequestGate {
   }
 }
 
+/** Nothing to bill (not an API key). Batch workers commit such lines themselves and never call settleBatchLine. */
 function openTicket(): Ticket {
   return { headers: {}, settle: async () => {}, settleBatchLine: async () => false };
 }
