@@ -160,44 +160,61 @@ export class BatchesRepository {
   async claim(input: { workerId: string; limit: number; nowMs: number; leaseMs: number }): Promise<ClaimedLine[]> {
     assertSafeInteger(input.limit, 'limit');
     if (input.limit <= 0) return [];
+    // Oldest batch first; within a batch, lines whose lease lapsed (their worker died), then pending ones, in file
+    // order. Each step is one index-driven statement per batch (a query over all pending lines of all batches costs
+    // milliseconds per claim with tens of thousands of lines).
+    const batches = await this.db
+      .selectFrom('batches')
+      .select(['id', 'endpoint', 'account_id', 'key_id'])
+      .where('status', '=', 'in_progress')
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    const claimed: ClaimedLine[] = [];
+    for (const batch of batches) {
+      for (const state of ['running', 'pending'] as const) {
+        const room = input.limit - claimed.length;
+        if (room <= 0) return claimed;
+        const rows = await this.claimIn(batch.id, state, room, input);
+        for (const row of rows) {
+          claimed.push({
+            batchId: batch.id,
+            lineIndex: Number(row.line_index),
+            customId: row.custom_id,
+            body: row.body,
+            attempt: Number(row.attempt),
+            endpoint: batch.endpoint,
+            accountId: batch.account_id,
+            keyId: batch.key_id,
+          });
+        }
+      }
+    }
+    return claimed;
+  }
+
+  /**
+   * One statement: the CTE picks the lines once (on PostgreSQL it locks them, skipping rows other workers are
+   * claiming; a CTE is evaluated once, where an IN subquery may be re-run by a concurrent-update recheck and pick
+   * more rows), the update takes them. SQLite runs it under its database write lock, so it is atomic there too.
+   */
+  private async claimIn(batchId: string, state: 'running' | 'pending', limit: number, input: { workerId: string; nowMs: number; leaseMs: number }) {
     const { nowMs } = input;
-    const lockClause = this.dialect.name === 'postgres' ? sql`for update of l skip locked` : sql``;
-    // One statement. The CTE picks the lines once (on PostgreSQL it locks them, skipping rows other workers are
-    // claiming; a CTE is evaluated once, where an IN subquery may be re-run by a concurrent-update recheck and
-    // pick more rows); SQLite runs it under its database write lock, so it is atomic there too.
-    const claimed = await sql<{ batch_id: string; line_index: number; custom_id: string; body: string; attempt: number }>`
+    const lockClause = this.dialect.name === 'postgres' ? sql`for update skip locked` : sql``;
+    const due = state === 'running' ? sql`lease_until_ms <= ${nowMs}` : sql`(lease_until_ms is null or lease_until_ms <= ${nowMs})`;
+    const result = await sql<{ line_index: number; custom_id: string; body: string; attempt: number }>`
       with picked as (
-        select l.batch_id, l.line_index from batch_lines l join batches b on b.id = l.batch_id
-        where b.status = 'in_progress'
-          and ((l.status = 'pending' and (l.lease_until_ms is null or l.lease_until_ms <= ${nowMs}))
-            or (l.status = 'running' and l.lease_until_ms <= ${nowMs}))
-        order by b.created_at, l.batch_id, l.line_index
-        limit ${input.limit}
+        select line_index from batch_lines
+        where batch_id = ${batchId} and status = ${state} and ${due}
+        order by line_index
+        limit ${limit}
         ${lockClause}
       )
       update batch_lines set status = 'running', worker_id = ${input.workerId}, attempt = attempt + 1,
         lease_until_ms = ${nowMs + input.leaseMs}
-      where (batch_id, line_index) in (select batch_id, line_index from picked)
-      returning batch_id, line_index, custom_id, body, attempt`.execute(this.db);
-    if (claimed.rows.length === 0) return [];
-    const batchIds = [...new Set(claimed.rows.map((row) => row.batch_id))];
-    const batches = await this.db.selectFrom('batches').select(['id', 'endpoint', 'account_id', 'key_id']).where('id', 'in', batchIds).execute();
-    const byId = new Map(batches.map((batch) => [batch.id, batch]));
-    return claimed.rows
-      .map((row) => {
-        const batch = byId.get(row.batch_id)!;
-        return {
-          batchId: row.batch_id,
-          lineIndex: Number(row.line_index),
-          customId: row.custom_id,
-          body: row.body,
-          attempt: Number(row.attempt),
-          endpoint: batch.endpoint,
-          accountId: batch.account_id,
-          keyId: batch.key_id,
-        };
-      })
-      .sort((a, b) => (a.batchId === b.batchId ? a.lineIndex - b.lineIndex : a.batchId < b.batchId ? -1 : 1));
+      where batch_id = ${batchId} and line_index in (select line_index from picked)
+      returning line_index, custom_id, body, attempt`.execute(this.db);
+    return result.rows.sort((a, b) => Number(a.line_index) - Number(b.line_index));
   }
 
   async renew(input: { workerId: string; nowMs: number; leaseMs: number }): Promise<Array<{ batchId: string; lineIndex: number; attempt: number }>> {
