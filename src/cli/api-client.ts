@@ -1,3 +1,4 @@
+import type { FileObject } from '../protocol/openai/files.js';
 import { CliError } from './admin-client.js';
 
 /** A small client of Tokenmill's OpenAI-compatible API (files and batches) with a user's API key, for the CLI. */
@@ -7,23 +8,23 @@ export class ApiClient {
     private readonly key: string | undefined,
   ) {}
 
-  /** A JSON request; the parsed JSON answer. */
-  async call(method: string, path: string, body?: unknown): Promise<any> {
+  /** A JSON request; the parsed JSON answer, typed by the caller (the server's wire types). */
+  async call<Answer = unknown>(method: string, path: string, body?: unknown): Promise<Answer> {
     const response = await this.send(path, {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    return JSON.parse((await response.text()) || 'null');
+    return JSON.parse((await response.text()) || 'null') as Answer;
   }
 
   /** Uploads `content` as a file (multipart, as the openai clients do). */
-  async upload(filename: string, content: Buffer, purpose: string): Promise<any> {
+  async upload(filename: string, content: Buffer, purpose: string): Promise<FileObject> {
     const form = new FormData();
     form.append('purpose', purpose);
     form.append('file', new Blob([content]), filename);
     const response = await this.send('/v1/files', { method: 'POST', body: form });
-    return JSON.parse(await response.text());
+    return JSON.parse(await response.text()) as FileObject;
   }
 
   /** A file's content. */

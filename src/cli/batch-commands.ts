@@ -2,6 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
+import type { BatchObject } from '../protocol/openai/batches.js';
 import { CliError } from './admin-client.js';
 import { ApiClient } from './api-client.js';
 
@@ -40,7 +41,7 @@ function metadataPair(value: string, previous: Record<string, string> = {}): Rec
 }
 
 /** Writes the batch's output and error files into `directory`; returns the paths written. */
-async function downloadResults(api: ApiClient, batch: any, directory: string): Promise<{ output: string | null; errors: string | null }> {
+async function downloadResults(api: ApiClient, batch: BatchObject, directory: string): Promise<{ output: string | null; errors: string | null }> {
   const save = async (fileId: string | null, suffix: string) => {
     if (!fileId) return null;
     const target = path.join(directory, `${batch.id}_${suffix}.jsonl`);
@@ -51,7 +52,7 @@ async function downloadResults(api: ApiClient, batch: any, directory: string): P
 }
 
 /** Polls until the batch is final, drawing a progress bar of answered lines on stderr. */
-async function waitForBatch(api: ApiClient, id: string, intervalMs: number): Promise<any> {
+async function waitForBatch(api: ApiClient, id: string, intervalMs: number): Promise<BatchObject> {
   const bar = new cliProgress.SingleBar(
     {
       format: 'batch {id} [{bar}] {value}/{total} lines | {status} | failed {failed} | {duration_formatted}',
@@ -63,13 +64,13 @@ async function waitForBatch(api: ApiClient, id: string, intervalMs: number): Pro
     },
     cliProgress.Presets.shades_classic,
   );
-  let batch = await api.call('GET', `/v1/batches/${encodeURIComponent(id)}`);
+  let batch = await api.call<BatchObject>('GET', `/v1/batches/${encodeURIComponent(id)}`);
   const counts = () => ({ id, status: batch.status, failed: batch.request_counts.failed });
   bar.start(batch.request_counts.total, 0, counts());
   try {
     while (!FINAL.has(batch.status)) {
       await new Promise((resolve) => setTimeout(resolve, intervalMs));
-      batch = await api.call('GET', `/v1/batches/${encodeURIComponent(id)}`);
+      batch = await api.call<BatchObject>('GET', `/v1/batches/${encodeURIComponent(id)}`);
       bar.setTotal(batch.request_counts.total);
       bar.update(batch.request_counts.completed + batch.request_counts.failed, counts());
     }
@@ -92,7 +93,7 @@ export function addBatchCommands(program: Command): void {
     .action(async (file: string, options: ConnectionOptions & { endpoint: string; metadata?: Record<string, string>; wait?: boolean; outputDir: string; pollInterval: number }) => {
       const api = client(options);
       const uploaded = await api.upload(path.basename(file), await readFile(file), 'batch');
-      let batch = await api.call('POST', '/v1/batches', {
+      let batch = await api.call<BatchObject>('POST', '/v1/batches', {
         input_file_id: uploaded.id,
         endpoint: options.endpoint,
         completion_window: '24h',
@@ -128,7 +129,7 @@ export function addBatchCommands(program: Command): void {
     .option('--output-dir <dir>', 'where to write <batch>_output.jsonl and <batch>_errors.jsonl', '.')
     .action(async (id: string, options: ConnectionOptions & { outputDir: string }) => {
       const api = client(options);
-      const batch = await api.call('GET', `/v1/batches/${encodeURIComponent(id)}`);
+      const batch = await api.call<BatchObject>('GET', `/v1/batches/${encodeURIComponent(id)}`);
       if (!FINAL.has(batch.status)) throw new CliError(`batch ${id} is still ${batch.status}; try again when it has ended`);
       print(await downloadResults(api, batch, options.outputDir));
     });
