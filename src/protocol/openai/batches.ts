@@ -26,7 +26,7 @@ export const batchInputLineSchema = z.object({
   custom_id: z.string().min(1).max(512),
   method: z.literal('POST'),
   url: z.string(),
-  body: z.record(z.string(), z.unknown()),
+  body: z.record(z.string(), z.unknown()).refine((body) => !Array.isArray(body), 'body must be a JSON object'),
 });
 
 export interface BatchErrorWire {
