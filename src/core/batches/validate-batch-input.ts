@@ -36,7 +36,7 @@ export function validateBatchInput(content: Buffer, endpoint: string): Validated
       report('invalid_json_line', 'This line is not parseable as valid JSON.', line);
       return;
     }
-    const parsed = batchInputLineSchema.safeParse(value);
+    const parsed = batchInputLineSchema.safeParse(value, { reportInput: true });
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const param = issue.path.map(String).join('.') || null;
