@@ -19,12 +19,12 @@ type Server = { child: ChildProcess; url: string; output: () => string };
 /** Short leases and polls, so that a dead instance's lines are taken over within a second. */
 const BATCH_ENV = { TOKENMILL_AUTH: 'on', TOKENMILL_ADMIN_KEY: ADMIN_KEY, TOKENMILL_BATCH_LEASE_MS: '1000', TOKENMILL_BATCH_POLL_INTERVAL_MS: '100' };
 
-async function newClient(url: string): Promise<{ key: string; client: (url: string) => OpenAI }> {
+async function newClient(url: string): Promise<{ accountId: string; key: string; client: (url: string) => OpenAI }> {
   const admin = (method: string, route: string, body?: unknown) => rawRequest(url, method, route, body, { authorization: `Bearer ${ADMIN_KEY}` });
   const account = await admin('POST', '/v1/admin/accounts', { name: 'batch', credits_usd: 50 });
   const key = await admin('POST', `/v1/admin/accounts/${account.body.id}/keys`, { name: 'k' });
   assert.equal(key.status, 201, JSON.stringify(key.body));
-  return { key: key.body.key, client: (base) => new OpenAI({ baseURL: `${base}/v1`, apiKey: key.body.key, maxRetries: 0 }) };
+  return { accountId: account.body.id, key: key.body.key, client: (base) => new OpenAI({ baseURL: `${base}/v1`, apiKey: key.body.key, maxRetries: 0 }) };
 }
 
 async function createBatch(client: OpenAI, lines: unknown[]): Promise<string> {
@@ -46,6 +46,15 @@ async function assertExactlyOnce(url: string, key: string, client: OpenAI, batch
   assert.deepEqual(new Set(records.map((record: { id: string }) => record.id)), new Set(output.map((line) => line.response.request_id)));
 }
 
+/** No hold is left open: the balance is the credits minus what was billed (a killed run's hold was released). */
+async function assertNoOpenHolds(url: string, accountId: string): Promise<void> {
+  const admin = { authorization: `Bearer ${ADMIN_KEY}` };
+  const account = await rawRequest(url, 'GET', `/v1/admin/accounts/${accountId}`, undefined, admin);
+  const usage = await rawRequest(url, 'GET', `/v1/usage?account_id=${accountId}`, undefined, admin);
+  const billed = usage.body.data.reduce((sum: number, row: { cost_micros: number }) => sum + row.cost_micros, 0);
+  assert.equal(account.body.balance_micros, 50_000_000 - billed);
+}
+
 const slowLines = (count: number) => Array.from({ length: count }, (_, index) => chatLine(`line-${index}`, { max_tokens: 120, ignore_eos: true }));
 
 describe('batch durability across processes', () => {
@@ -61,7 +70,7 @@ describe('batch durability across processes', () => {
     const env = { ...BATCH_ENV, TOKENMILL_DATA_DIR: dataDir };
     const first = await spawnServer([], env);
     servers.push(first);
-    const { key, client } = await newClient(first.url);
+    const { accountId, key, client } = await newClient(first.url);
     const batchId = await createBatch(client(first.url), slowLines(40));
     const until = Date.now() + 30_000;
     while ((await client(first.url).batches.retrieve(batchId)).request_counts!.completed < 5) {
@@ -78,6 +87,7 @@ describe('batch durability across processes', () => {
     const second = await spawnServer([], env);
     servers.push(second);
     await assertExactlyOnce(second.url, key, client(second.url), batchId, 40);
+    await assertNoOpenHolds(second.url, accountId);
     const reopened = new BetterSqlite3(path.join(dataDir, 'tokenmill.db'), { readonly: true });
     const retried = reopened.prepare('select count(*) as n from batch_lines where batch_id = ? and attempt > 1').get(batchId) as { n: number };
     reopened.close();

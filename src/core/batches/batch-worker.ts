@@ -6,7 +6,7 @@ import type { Principal } from '../accounts/authenticator.js';
 import type { BatchLineRunner } from './batch-line-runner.js';
 
 export interface BatchWorkerOptions {
-  store: BatchStore & Pick<Store, 'getKey' | 'getAccount'>;
+  store: BatchStore & Pick<Store, 'getKey' | 'getAccount' | 'release'>;
   run: BatchLineRunner;
   /**
    * How many more lines the engine can take now without delaying interactive requests (idle sequences), given the
@@ -126,7 +126,9 @@ export class BatchWorker {
 
   private async runLine(line: ClaimedLine, signal: AbortSignal): Promise<void> {
     const { store } = this.options;
-    const requestId = `batch_req_${randomBytes(12).toString('hex')}`;
+    // One request id per run of the line: a run's hold is found again when its worker died and the line runs again.
+    const requestId = lineRequestId(line.batchId, line.lineIndex, line.attempt);
+    for (let attempt = 1; attempt < line.attempt; attempt++) await store.release(lineRequestId(line.batchId, line.lineIndex, attempt));
     const completion = (statusCode: number, body: unknown): LineCompletion => {
       const output: BatchOutputLine = { id: requestId, custom_id: line.customId, response: { status_code: statusCode, request_id: requestId, body }, error: null };
       return {
@@ -179,6 +181,11 @@ export class BatchWorker {
     }
     return { kind: 'key', key, account };
   }
+}
+
+/** `batch_req_<batch hex>_<line>_<attempt>`: the usage record's id and the output line's `request_id`. */
+function lineRequestId(batchId: string, lineIndex: number, attempt: number): string {
+  return `batch_req_${batchId.replace(/^batch_/, '')}_${lineIndex}_${attempt}`;
 }
 
 function lineKey(batchId: string, lineIndex: number, attempt: number): string {
