@@ -126,7 +126,8 @@ function newBatchWorker(
   run: ReturnType<typeof batchLineRunner>,
   log: (level: 'warn' | 'error', object: object, message: string) => void,
 ): BatchWorker {
-  const sequences = config.models.reduce((total, model) => total + model.sequences, 0);
+  // Lines may target any model and are claimed before their model is known: size for the largest model.
+  const sequences = Math.max(...config.models.map((model) => model.sequences));
   const discount = Math.round(config.batches.discount * 1_000_000);
   return new BatchWorker({
     store,

@@ -21,13 +21,14 @@ describe('Files and Batch APIs with accounts (SQLite)', () => {
     const account = await admin('POST', '/v1/admin/accounts', { name: `batch-${Math.random()}`, credits_usd: credits });
     const key = await admin('POST', `/v1/admin/accounts/${account.body.id}/keys`, { name: 'k', ...keyOptions });
     assert.equal(key.status, 201, JSON.stringify(key.body));
-    return { accountId: account.body.id as string, key: key.body.key as string, client: new OpenAI({ baseURL: `${server.url}/v1`, apiKey: key.body.key, maxRetries: 0 }) };
+    return { accountId: account.body.id as string, keyId: key.body.id as string, key: key.body.key as string, client: new OpenAI({ baseURL: `${server.url}/v1`, apiKey: key.body.key, maxRetries: 0 }) };
   }
 
   before(async () => {
     server = await startTestServer({
       auth: { enabled: true, admin_key: ADMIN_KEY, bootstrap_demo_account: false },
-      batches: { poll_interval_ms: 100 },
+      // Few lines at once, so that lines are still waiting when a test revokes the batch's key.
+      batches: { poll_interval_ms: 100, concurrency: 4 },
       files: { max_bytes: 64 * 1024 },
     });
   });
@@ -134,6 +135,13 @@ describe('Files and Batch APIs with accounts (SQLite)', () => {
     const batch = await client.batches.create({ input_file_id: input, endpoint: '/v1/chat/completions', completion_window: '24h' });
     await assert.rejects(other.client.batches.retrieve(batch.id), { status: 404 });
     await waitFor(client, batch.id, ['completed']);
+    const second = await client.batches.create({ input_file_id: input, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const page = await client.batches.list({ limit: 1 });
+    assert.deepEqual([page.data.map((entry) => entry.id), page.has_more], [[second.id], true], 'newest first');
+    const next = await client.batches.list({ limit: 1, after: second.id });
+    assert.deepEqual([next.data.map((entry) => entry.id), next.has_more], [[batch.id], false]);
+    assert.equal((await other.client.batches.list()).data.length, 0);
+    await waitFor(client, second.id, ['completed']);
   });
 
   test('files: list with pagination, delete, the size limit', async () => {
@@ -195,6 +203,24 @@ describe('Files and Batch APIs with accounts (SQLite)', () => {
     for (const line of errors) assert.equal(line.response.body.error.code, 'insufficient_quota');
     const account = await admin('GET', `/v1/admin/accounts/${accountId}`);
     assert.ok(account.body.balance_micros >= 0);
+  });
+
+  test('a batch acts for its key: once the key is revoked, its remaining lines fail with invalid_api_key', async () => {
+    const { client, keyId, accountId } = await newClient(5);
+    const lines = Array.from({ length: 30 }, (_, index) => chatLine(`k${index}`, { max_tokens: 200, ignore_eos: true }));
+    const created = await client.batches.create({ input_file_id: await upload(client, jsonl(lines)), endpoint: '/v1/chat/completions', completion_window: '24h' });
+    while ((await client.batches.retrieve(created.id)).request_counts!.completed < 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal((await admin('DELETE', `/v1/admin/keys/${keyId}`)).status, 200);
+    // The revoked key can no longer read the batch; another key of the account can.
+    await assert.rejects(client.batches.retrieve(created.id), { status: 401 });
+    const other = await admin('POST', `/v1/admin/accounts/${accountId}/keys`, { name: 'reader' });
+    const reader = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: other.body.key, maxRetries: 0 });
+    const batch = await waitFor(reader, created.id, ['completed'], 60_000);
+    const output = await readLines(reader, batch.output_file_id);
+    const errors = await readLines(reader, batch.error_file_id);
+    assert.equal(output.length + errors.length, 30);
+    assert.ok(output.length >= 1 && errors.length >= 1, `${output.length} ran, ${errors.length} refused`);
+    for (const line of errors) assert.deepEqual([line.response.status_code, line.response.body.error.code], [401, 'invalid_api_key']);
   });
 
   test('embeddings and completions batches', async () => {
