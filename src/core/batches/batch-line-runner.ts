@@ -1,4 +1,5 @@
 import type { Principal } from '../accounts/authenticator.js';
+import type { TokenmillError } from '../errors.js';
 import type { GateOutcome, Ticket } from '../metering/request-gate.js';
 
 /** One batch line to run as the request its body describes. */
@@ -6,7 +7,8 @@ export interface BatchLineRequest {
   endpoint: string;
   /** The line's `body`, parsed JSON. */
   body: unknown;
-  principal: Principal;
+  /** Who the line runs as, or why it may not run (the batch's key was revoked, its account suspended). */
+  principal: Principal | TokenmillError;
   /** The line's request id: its usage record's id and the output line's `request_id`. */
   requestId: string;
   batchId: string;

@@ -3,6 +3,7 @@ import type { BatchStore, ClaimedLine, LineCompletion, UnansweredLine } from '..
 import type { Store } from '../../store/store.js';
 import type { BatchOutputLine } from '../../protocol/openai/batches.js';
 import type { Principal } from '../accounts/authenticator.js';
+import { TokenmillError } from '../errors.js';
 import type { BatchLineRunner } from './batch-line-runner.js';
 
 export interface BatchWorkerOptions {
@@ -142,10 +143,6 @@ export class BatchWorker {
       };
     };
     const principal = await this.principal(line);
-    if ('statusCode' in principal) {
-      await store.completeBatchLine(completion(principal.statusCode, principal.body), null);
-      return;
-    }
     const response = await this.options.run({
       endpoint: line.endpoint,
       body: JSON.parse(line.body) as unknown,
@@ -169,15 +166,15 @@ export class BatchWorker {
   }
 
   /** The principal the line runs as: the batch's key, checked again now (revoked, expired, account suspended). */
-  private async principal(line: ClaimedLine): Promise<Principal | { statusCode: number; body: unknown }> {
+  private async principal(line: ClaimedLine): Promise<Principal | TokenmillError> {
     if (!this.options.billed || line.keyId === null) return { kind: 'anonymous' };
     const [key, account] = await Promise.all([this.options.store.getKey(line.keyId), this.options.store.getAccount(line.accountId)]);
     const now = Math.floor(this.options.now() / 1000);
     if (!key || !account || key.revokedAt !== null || (key.expiresAt !== null && key.expiresAt <= now)) {
-      return { statusCode: 401, body: errorBody('authentication_error', 'invalid_api_key', 'The API key that created this batch was revoked or has expired.') };
+      return new TokenmillError('authentication', 'invalid_api_key', 'The API key that created this batch was revoked or has expired.');
     }
     if (account.status !== 'active') {
-      return { statusCode: 403, body: errorBody('permission_error', 'account_inactive', `The account '${account.id}' is ${account.status}.`) };
+      return new TokenmillError('permission', 'account_inactive', `The account '${account.id}' is ${account.status}.`);
     }
     return { kind: 'key', key, account };
   }
@@ -190,10 +187,6 @@ function lineRequestId(batchId: string, lineIndex: number, attempt: number): str
 
 function lineKey(batchId: string, lineIndex: number, attempt: number): string {
   return `${batchId}/${lineIndex}/${attempt}`;
-}
-
-function errorBody(type: string, code: string, message: string): unknown {
-  return { error: { message, type, param: null, code } };
 }
 
 /** The error-file line of a request that never ran. */

@@ -1,3 +1,4 @@
+import type { Principal } from '../../core/accounts/authenticator.js';
 import { TokenmillError } from '../../core/errors.js';
 import type { BatchLineRequest, BatchLineResponse, BatchLineRunner } from '../../core/batches/batch-line-runner.js';
 import type { InferenceRequest, TranslateContext } from '../../core/inference/inference-request.js';
@@ -31,7 +32,13 @@ type Collector = { add(event: ChoiceEvent): void; result(): unknown };
  * status code and OpenAI error body, as the HTTP API would have answered.
  */
 export function batchLineRunner(deps: AppDependencies): BatchLineRunner {
-  return async (line) => {
+  return async (request) => {
+    const { principal } = request;
+    if (principal instanceof TokenmillError) {
+      const mapped = mapError(principal, request.requestId);
+      return { statusCode: mapped.status, body: mapped.body, ticket: null, outcome: null, retryAfterMs: null };
+    }
+    const line = { ...request, principal };
     const arrivedAt = performance.now();
     const state: { ticket: Ticket | null; meter: UsageMeter | null } = { ticket: null, meter: null };
     try {
@@ -51,7 +58,9 @@ export function batchLineRunner(deps: AppDependencies): BatchLineRunner {
   };
 }
 
-function context(deps: AppDependencies, line: BatchLineRequest): TranslateContext {
+type RunnableLine = BatchLineRequest & { principal: Principal };
+
+function context(deps: AppDependencies, line: RunnableLine): TranslateContext {
   return {
     now: deps.now(),
     requestTimeoutMs: deps.config.server.request_timeout_ms,
@@ -59,7 +68,7 @@ function context(deps: AppDependencies, line: BatchLineRequest): TranslateContex
   };
 }
 
-async function generate(deps: AppDependencies, line: BatchLineRequest, state: { ticket: Ticket | null; meter: UsageMeter | null }, arrivedAt: number): Promise<unknown> {
+async function generate(deps: AppDependencies, line: RunnableLine, state: { ticket: Ticket | null; meter: UsageMeter | null }, arrivedAt: number): Promise<unknown> {
   let inference: InferenceRequest;
   let collector: Collector;
   const created = Math.floor(deps.now() / 1000);
@@ -96,7 +105,7 @@ async function generate(deps: AppDependencies, line: BatchLineRequest, state: { 
   return collector.result();
 }
 
-async function embed(deps: AppDependencies, line: BatchLineRequest, state: { ticket: Ticket | null; meter: UsageMeter | null }, arrivedAt: number): Promise<EmbeddingList> {
+async function embed(deps: AppDependencies, line: RunnableLine, state: { ticket: Ticket | null; meter: UsageMeter | null }, arrivedAt: number): Promise<EmbeddingList> {
   const wire = parseBody(embeddingRequestSchema, line.body);
   requireModelAccess(deps, line.principal, wire.model);
   if (wire.dimensions !== null && wire.dimensions !== undefined) {
