@@ -106,6 +106,11 @@ export class BatchWorker {
         const room = Math.min(this.options.concurrency - this.running.size, this.options.capacity(this.running.size));
         if (room <= 0) continue;
         const lines = await this.options.store.claimBatchLines({ workerId: this.workerId, limit: room, nowMs: this.options.now(), leaseMs: this.options.leaseMs });
+        if (this.stopped) {
+          // Stopped while claiming: give the lines back at once rather than let their leases lapse.
+          for (const line of lines) await this.options.store.retryBatchLine({ ...line, workerId: this.workerId, notBeforeMs: this.options.now() });
+          return;
+        }
         for (const line of lines) this.startLine(line);
       } while (this.claimAgain);
     } finally {
