@@ -10,12 +10,17 @@ import { RequestGate } from './core/metering/request-gate.js';
 import { createRateLimiter } from './core/ratelimit/create-rate-limiter.js';
 import type { RateLimiter } from './core/ratelimit/rate-limiter.js';
 import { ServingMetrics } from './core/metrics/serving-metrics.js';
+import { BatchService } from './core/batches/batch-service.js';
+import { BatchWorker } from './core/batches/batch-worker.js';
+import { FileService } from './core/files/file-service.js';
+import { batchLineRunner } from './http/batches/run-batch-line.js';
+import type { Engine } from './engine/engine.js';
 import { LlamaEngine } from './engine/llama/llama-engine.js';
 import { localModelConfigs, modelDeployments } from './config/model-deployments.js';
 import { localTarget, upstreamTarget } from './core/routing/deployment.js';
 import { RoutingEngine, type RoutingEngineOptions } from './core/routing/routing-engine.js';
 import { createUpstream } from './upstream/create-upstream.js';
-import { createApp, type AuthServices } from './http/app.js';
+import { createApp, type AppDependencies, type AuthServices } from './http/app.js';
 import { RequestLifecycle } from './http/request-lifecycle.js';
 import { openStore } from './store/database.js';
 import type { Store } from './store/store.js';
@@ -24,8 +29,10 @@ export interface RunningServer {
   app: FastifyInstance;
   /** Every catalog model: local llama.cpp deployments and upstreams, behind one router. */
   engine: RoutingEngine;
-  /** null when auth is disabled. */
+  /** The store (SQLite or PostgreSQL); it holds files and batches also when auth is disabled. */
   store: Store | null;
+  /** Runs batch lines in the background. */
+  batchWorker: BatchWorker;
   /** The bound address, e.g. http://127.0.0.1:8080. */
   url: string;
   /** Secrets created by this start (the first start of a data directory); shown once. */
@@ -44,29 +51,42 @@ const TOUCH_INTERVAL_SECONDS = 60;
 export async function startServer(config: TokenmillConfig): Promise<RunningServer> {
   const lifecycle = new RequestLifecycle();
   const nowSeconds = () => Math.floor(Date.now() / 1000);
-  const services = config.auth.enabled ? await openAuthServices(config, nowSeconds) : null;
+  const store = await openStore({ databaseUrl: config.storage.database_url, dataDir: config.storage.data_dir });
+  let services;
+  try {
+    await store.migrate();
+    services = config.auth.enabled ? await openAuthServices(config, store, nowSeconds) : null;
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  let batchWorker: BatchWorker | null = null;
+  const batches = new BatchService(store, config.batches.window_seconds, nowSeconds, () => batchWorker?.kick());
   let engineLog: ((level: 'warn' | 'error', message: string) => void) | undefined;
   const engine = buildEngine(config, {
     log: (level, message) => engineLog?.(level, message),
     onAttempt: (model, deployment, outcome) => metrics.recordUpstreamAttempt(model, deployment, outcome),
   });
   const metrics = new ServingMetrics(() => engine.load());
-  const app = createApp({
+  const deps: AppDependencies = {
     config,
     engine,
     auth: services?.auth ?? null,
     lifecycle,
     metrics,
+    files: new FileService(store, config.files.max_bytes, nowSeconds),
+    batches,
     now: Date.now,
     logger: {
       level: config.server.log_level,
       redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]'], censor: '[redacted]' },
     },
-  });
+  };
+  const app = createApp(deps);
   engineLog = (level, message) => app.log[level]({ source: 'llama.cpp' }, message);
   const closeServices = async () => {
     await services?.limiter.close();
-    await services?.store.close();
+    await store.close();
   };
   let address: string;
   try {
@@ -77,12 +97,17 @@ export async function startServer(config: TokenmillConfig): Promise<RunningServe
     await closeServices();
     throw error;
   }
+  const worker = newBatchWorker(config, store, engine, batchLineRunner(deps), (level, object, message) => app.log[level](object, message));
+  batchWorker = worker;
+  worker.start();
   app.log.info({ url: address, models: engine.models().map((model) => model.id) }, 'Tokenmill is ready');
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = () => {
     shuttingDown ??= (async () => {
       lifecycle.closing = true;
+      // Batch lines stop at once and go back to pending, for the next start (or another instance) to run.
+      const workerStopped = worker.stop();
       const closed = app.close();
       const drained = await lifecycle.drain(config.server.shutdown_grace_ms);
       if (!drained) {
@@ -94,13 +119,46 @@ export async function startServer(config: TokenmillConfig): Promise<RunningServe
       const forced = setTimeout(() => app.server.closeAllConnections(), 1000);
       await closed;
       clearTimeout(forced);
+      await workerStopped;
       await engine.close();
       await closeServices();
     })();
     return shuttingDown;
   };
   const secrets = services?.secrets ?? { adminKey: null, demoKey: null, demoAccountId: null };
-  return { app, engine, store: services?.store ?? null, url: address, secrets, shutdown };
+  return { app, engine, store, batchWorker: worker, url: address, secrets, shutdown };
+}
+
+
+function newBatchWorker(
+  config: TokenmillConfig,
+  store: Store,
+  engine: Engine,
+  run: ReturnType<typeof batchLineRunner>,
+  log: (level: 'warn' | 'error', object: object, message: string) => void,
+): BatchWorker {
+  // Lines may target any model and are claimed before their model is known: size for the largest model.
+  const sequences = Math.max(...config.models.map((model) => model.sequences ?? 0), 1);
+  const discount = Math.round(config.batches.discount * 1_000_000);
+  return new BatchWorker({
+    store,
+    run,
+    // Every sequence busy, and as many lines again waiting at batch priority: lines of one size end together, and
+    // a full wave in the queue refills the sequences at once (measured: a queue of 2 reached 84% of peak tok/s, a
+    // full wave 95%). Interactive requests go ahead of waiting lines and preempt running ones (slot scheduler).
+    // Engine work counts interactive requests and this worker's lines; its own lines count before the engine sees them.
+    capacity: (running) => {
+      const load = engine.load().reduce((total, model) => total + model.busy + model.queued, 0);
+      return 2 * sequences - Math.max(running, load);
+    },
+    concurrency: config.batches.concurrency,
+    pollIntervalMs: config.batches.poll_interval_ms,
+    leaseMs: config.batches.lease_ms,
+    multiplier: [discount, 1_000_000],
+    billed: config.auth.enabled,
+    now: Date.now,
+    log,
+  });
 }
 
 /**
@@ -134,10 +192,9 @@ function buildEngine(
 
 async function openAuthServices(
   config: TokenmillConfig,
+  store: Store,
   nowSeconds: () => number,
 ): Promise<{ auth: AuthServices; store: Store; limiter: RateLimiter; secrets: BootstrapSecrets }> {
-  const store = await openStore({ databaseUrl: config.storage.database_url, dataDir: config.storage.data_dir });
-  await store.migrate();
   const limiter = createRateLimiter({ redisUrl: config.storage.redis_url });
   const accounts = new AccountService(store, nowSeconds);
   const secrets = await bootstrapAccounts(store, accounts, config.auth);

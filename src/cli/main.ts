@@ -4,6 +4,7 @@ import { environmentVariables } from '../config/schema.js';
 import { startServer } from '../main.js';
 import { CliError } from './admin-client.js';
 import { addAdminCommands } from './admin-commands.js';
+import { addBatchCommands } from './batch-commands.js';
 
 function integer(value: string): number {
   const number = Number(value);
@@ -84,6 +85,7 @@ export function buildCli(): Command {
       process.once('SIGINT', () => stop('SIGINT'));
     });
   addAdminCommands(program);
+  addBatchCommands(program);
   return program;
 }
 

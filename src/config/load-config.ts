@@ -135,6 +135,25 @@ function applyEnvironment(raw: RawCatalog, env: NodeJS.ProcessEnv): void {
   }
   if (Object.keys(defaults).length > 0) auth.default_key_limits = defaults;
   raw.auth = auth;
+  const section = (name: string, settings: Record<string, string>) => {
+    const values: Record<string, unknown> = { ...((raw[name] as Record<string, unknown> | undefined) ?? {}) };
+    for (const [variable, key] of Object.entries(settings)) {
+      const value = env[variable];
+      if (value === undefined || value === '') continue;
+      const number = Number(value);
+      if (!Number.isFinite(number)) throw new ConfigError(`${variable} must be a number, got '${value}'`);
+      values[key] = number;
+    }
+    raw[name] = values;
+  };
+  section('batches', {
+    TOKENMILL_BATCH_WINDOW_SECONDS: 'window_seconds',
+    TOKENMILL_BATCH_CONCURRENCY: 'concurrency',
+    TOKENMILL_BATCH_POLL_INTERVAL_MS: 'poll_interval_ms',
+    TOKENMILL_BATCH_LEASE_MS: 'lease_ms',
+    TOKENMILL_BATCH_DISCOUNT: 'discount',
+  });
+  section('files', { TOKENMILL_FILES_MAX_BYTES: 'max_bytes' });
 }
 
 function applyOverrides(raw: RawCatalog, overrides: NonNullable<ConfigSources['overrides']>): void {

@@ -227,11 +227,35 @@ export const authSchema = z
   })
   .strict();
 
+export const batchesSchema = z
+  .object({
+    /** How long a batch may run before it expires, seconds (the API accepts `24h`; this is what it means). */
+    window_seconds: z.number().int().min(1).default(86_400),
+    /** Batch lines one instance runs at once at most (they also wait for idle sequences). */
+    concurrency: z.number().int().min(1).max(1024).default(64),
+    /** How often an idle batch worker looks for work, expiries and cancellations, ms. */
+    poll_interval_ms: z.number().int().min(10).default(500),
+    /** How long a claimed line stays taken without a heartbeat before another worker may run it, ms. */
+    lease_ms: z.number().int().min(100).default(30_000),
+    /** Price multiplier of batch lines (0.5: half price). */
+    discount: z.number().min(0).max(1).default(0.5),
+  })
+  .strict();
+
+export const filesSchema = z
+  .object({
+    /** Largest uploaded file, bytes. */
+    max_bytes: z.number().int().min(1).default(100 * 1024 * 1024),
+  })
+  .strict();
+
 export const configFileSchema = z
   .object({
     server: serverSchema.default(serverSchema.parse({})),
     storage: storageSchema.default(storageSchema.parse({})),
     auth: authSchema.default(authSchema.parse({})),
+    batches: batchesSchema.default(batchesSchema.parse({})),
+    files: filesSchema.default(filesSchema.parse({})),
     models: z.array(modelSchema).min(1),
   })
   .strict();
@@ -248,6 +272,8 @@ export type LocalModelConfig = ModelConfig & { path: string };
 export type ServerConfig = z.infer<typeof serverSchema>;
 export type StorageConfig = z.infer<typeof storageSchema>;
 export type AuthConfig = z.infer<typeof authSchema>;
+export type BatchesConfig = z.infer<typeof batchesSchema>;
+export type FilesConfig = z.infer<typeof filesSchema>;
 export type TokenmillConfig = z.infer<typeof configFileSchema>;
 
 /** Environment variables read once at start-up, with their doc line (listed by `--help` and the README). */
@@ -267,4 +293,10 @@ export const environmentVariables = {
   TOKENMILL_AUTH: 'set to "off" to accept any key with no limits and no billing (default on)',
   TOKENMILL_DEFAULT_KEY_RPM: 'requests per minute of a key that sets no rpm of its own; "none": unlimited (default 10000)',
   TOKENMILL_DEFAULT_KEY_TPM: 'tokens per minute of a key that sets no tpm of its own; "none": unlimited (default 10000000)',
+  TOKENMILL_BATCH_WINDOW_SECONDS: 'how long a batch may run before it expires, seconds (default 86400)',
+  TOKENMILL_BATCH_CONCURRENCY: 'batch lines one instance runs at once at most (default 64)',
+  TOKENMILL_BATCH_POLL_INTERVAL_MS: 'how often idle batch workers look for work, ms (default 500)',
+  TOKENMILL_BATCH_LEASE_MS: 'how long a claimed batch line stays taken without a heartbeat, ms (default 30000)',
+  TOKENMILL_BATCH_DISCOUNT: 'price multiplier of batch lines (default 0.5)',
+  TOKENMILL_FILES_MAX_BYTES: 'largest uploaded file, bytes (default 104857600)',
 } as const;

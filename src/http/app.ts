@@ -7,6 +7,8 @@ import type { AccountService } from '../core/accounts/account-service.js';
 import type { Authenticator } from '../core/accounts/authenticator.js';
 import type { RequestGate } from '../core/metering/request-gate.js';
 import type { ServingMetrics } from '../core/metrics/serving-metrics.js';
+import type { BatchService } from '../core/batches/batch-service.js';
+import type { FileService } from '../core/files/file-service.js';
 import { errorShapeOf, mapError } from './errors.js';
 import type { RequestLifecycle } from './request-lifecycle.js';
 import { registerHealth } from './routes/health.js';
@@ -18,6 +20,8 @@ import { registerModels } from './routes/openai/models.js';
 import { registerMessages } from './routes/anthropic/messages.js';
 import { registerAdminAccounts } from './routes/admin/accounts.js';
 import { registerUsage } from './routes/usage.js';
+import { registerBatches } from './routes/openai/batches.js';
+import { registerFiles } from './routes/openai/files.js';
 
 /** Accounts, keys, limits and billing; absent when `auth.enabled` is false. */
 export interface AuthServices {
@@ -35,6 +39,9 @@ export interface AppDependencies {
   auth: AuthServices | null;
   lifecycle: RequestLifecycle;
   metrics: ServingMetrics;
+  /** Uploaded files and batches (they work with accounts disabled too, owned by everyone). */
+  files: FileService;
+  batches: BatchService;
   /** ms since epoch. */
   now: () => number;
   /** pino options or a logger instance, passed to Fastify. */
@@ -110,5 +117,7 @@ export function createApp(deps: AppDependencies): FastifyInstance {
   registerMessages(app, deps);
   registerAdminAccounts(app, deps);
   registerUsage(app, deps);
+  registerFiles(app, deps);
+  registerBatches(app, deps);
   return app;
 }

@@ -1,6 +1,9 @@
 import { Migrator, type Kysely } from 'kysely';
 import { allMigrations } from './migrations/all-migrations.js';
+import type { Batch, ClaimedLine, LineCompletion, NewBatch, StoredFile, UnansweredLine } from './batch-store.js';
 import { AccountsRepository } from './repositories/accounts-repository.js';
+import { BatchesRepository } from './repositories/batches-repository.js';
+import { FilesRepository } from './repositories/files-repository.js';
 import { KeysRepository } from './repositories/keys-repository.js';
 import { ReservationsRepository } from './repositories/reservations-repository.js';
 import { SettingsRepository } from './repositories/settings-repository.js';
@@ -40,6 +43,8 @@ export class KyselyStore implements Store {
   readonly #settings: SettingsRepository;
   readonly #makeHotPath: (() => HotPath) | null;
   #builtHotPath: HotPath | null = null;
+  readonly #files: FilesRepository;
+  readonly #batches: BatchesRepository;
 
   /** `hotPath`: builds the dialect's hot path; called on first use, after migrations (it may prepare statements). */
   constructor(db: Kysely<Tables>, dialect: SqlDialect, hotPath: (() => HotPath) | null = null) {
@@ -51,6 +56,8 @@ export class KyselyStore implements Store {
     this.#reservations = new ReservationsRepository(db);
     this.#usage = new UsageRepository(db, dialect);
     this.#settings = new SettingsRepository(db);
+    this.#files = new FilesRepository(db);
+    this.#batches = new BatchesRepository(db, dialect, this.#reservations);
   }
 
   get #hotPath(): HotPath | null {
@@ -148,5 +155,52 @@ export class KyselyStore implements Store {
   }
   setSetting(key: string, value: string): Promise<void> {
     return this.#settings.set(key, value);
+  }
+
+  createFile(input: { accountId: string; purpose: string; filename: string; content: Buffer; now: number }): Promise<StoredFile> {
+    return this.#files.create(input);
+  }
+  getFile(accountId: string, id: string): Promise<StoredFile | null> {
+    return this.#files.get(accountId, id);
+  }
+  getFileContent(accountId: string, id: string): Promise<Buffer | null> {
+    return this.#files.content(accountId, id);
+  }
+  listFiles(query: { accountId: string; purpose: string | null; limit: number; after: string | null; order: 'asc' | 'desc' }): Promise<{ files: StoredFile[]; hasMore: boolean }> {
+    return this.#files.list(query);
+  }
+  deleteFile(accountId: string, id: string): Promise<boolean> {
+    return this.#files.delete(accountId, id);
+  }
+
+  createBatch(input: NewBatch): Promise<Batch> {
+    return this.#batches.create(input);
+  }
+  getBatch(accountId: string | null, id: string): Promise<Batch | null> {
+    return this.#batches.get(accountId, id);
+  }
+  listBatches(query: { accountId: string; limit: number; after: string | null }): Promise<{ batches: Batch[]; hasMore: boolean }> {
+    return this.#batches.list(query);
+  }
+  cancelBatch(accountId: string, id: string, now: number): Promise<Batch | null> {
+    return this.#batches.cancel(accountId, id, now);
+  }
+  claimBatchLines(input: { workerId: string; limit: number; nowMs: number; leaseMs: number }): Promise<ClaimedLine[]> {
+    return this.#batches.claim(input);
+  }
+  renewBatchLeases(input: { workerId: string; nowMs: number; leaseMs: number }): Promise<Array<{ batchId: string; lineIndex: number; attempt: number }>> {
+    return this.#batches.renew(input);
+  }
+  completeBatchLine(completion: LineCompletion, usage: UsageRecord | null): Promise<boolean> {
+    return this.#batches.complete(completion, usage);
+  }
+  retryBatchLine(input: { batchId: string; lineIndex: number; workerId: string; attempt: number; notBeforeMs: number }): Promise<boolean> {
+    return this.#batches.retry(input);
+  }
+  expireBatches(now: number): Promise<string[]> {
+    return this.#batches.expire(now);
+  }
+  finalizeBatches(input: { now: number; limit: number; render: (line: UnansweredLine) => string }): Promise<string[]> {
+    return this.#batches.finalize(input);
   }
 }

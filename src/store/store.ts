@@ -1,3 +1,5 @@
+import type { BatchStore, FileStore } from './batch-store.js';
+
 /**
  * The store contract: accounts, API keys, the credit ledger, usage records and settings. One implementation on
  * Kysely serves SQLite (better-sqlite3, the default) and PostgreSQL (DATABASE_URL). Money is integer micro-USD
@@ -106,7 +108,8 @@ export interface UsageSummaryRow {
   costMicros: number;
 }
 
-export interface Store {
+/** Files and batches: see batch-store.ts. */
+export interface Store extends FileStore, BatchStore {
   /** Applies pending migrations (idempotent; safe to run from several instances at once). */
   migrate(): Promise<void>;
   close(): Promise<void>;

@@ -93,7 +93,66 @@ export interface SettingsTable {
   value: string;
 }
 
+export interface FilesTable {
+  /** `file-<hex>`. */
+  id: string;
+  /** '' when accounts are disabled. */
+  account_id: string;
+  purpose: string;
+  filename: string;
+  bytes: BigIntColumn;
+  created_at: BigIntColumn;
+  content: Buffer;
+}
+
+export interface BatchesTable {
+  /** `batch_<hex>`. */
+  id: string;
+  account_id: string;
+  key_id: string | null;
+  endpoint: string;
+  input_file_id: string;
+  completion_window: string;
+  status: string;
+  /** JSON object or null. */
+  metadata: string | null;
+  /** JSON array of validation errors, or null. */
+  errors: string | null;
+  output_file_id: string | null;
+  error_file_id: string | null;
+  total: number;
+  completed: number;
+  failed: number;
+  created_at: BigIntColumn;
+  in_progress_at: NullableBigIntColumn;
+  expires_at: BigIntColumn;
+  finalizing_at: NullableBigIntColumn;
+  completed_at: NullableBigIntColumn;
+  failed_at: NullableBigIntColumn;
+  expired_at: NullableBigIntColumn;
+  cancelling_at: NullableBigIntColumn;
+  cancelled_at: NullableBigIntColumn;
+}
+
+export interface BatchLinesTable {
+  batch_id: string;
+  line_index: number;
+  custom_id: string;
+  /** The line's request body, JSON. */
+  body: string;
+  status: string;
+  worker_id: string | null;
+  attempt: number;
+  lease_until_ms: NullableBigIntColumn;
+  /** The output or error file line, JSON. */
+  result: string | null;
+  finished_at: NullableBigIntColumn;
+}
+
 export interface Tables {
+  files: FilesTable;
+  batches: BatchesTable;
+  batch_lines: BatchLinesTable;
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
   ledger_entries: LedgerEntriesTable;

@@ -27,6 +27,9 @@ export interface TestServerOptions {
   auth?: Record<string, unknown>;
   /** Default: SQLite in a fresh temporary directory. */
   storage?: Record<string, unknown>;
+  /** Batch settings (e.g. a short `window_seconds`). */
+  batches?: Record<string, unknown>;
+  files?: Record<string, unknown>;
 }
 
 /** The bundled catalog as a test config, on a free port, silent; `models` entries get the schema's defaults. */
@@ -36,6 +39,8 @@ export function testConfig(options: TestServerOptions = {}): TokenmillConfig {
     server: { ...base.server, port: 0, log_level: 'silent', ...(options.server ?? {}) },
     storage: { data_dir: mkdtempSync(path.join(tmpdir(), 'tokenmill-test-')), ...(options.storage ?? {}) },
     auth: { enabled: false, ...(options.auth ?? {}) },
+    batches: { ...(options.batches ?? {}) },
+    files: { ...(options.files ?? {}) },
     models: options.models ?? base.models.map((model) => ({ ...model, prices: { ...model.prices } })),
   };
   return configFileSchema.parse(raw);

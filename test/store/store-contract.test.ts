@@ -2,6 +2,7 @@ import { after, before, describe } from 'node:test';
 import { openStore } from '../../src/store/database.js';
 import type { Store } from '../../src/store/store.js';
 import { accountsCases } from './contract/accounts-cases.js';
+import { batchCases } from './contract/batch-cases.js';
 import { keysCases } from './contract/keys-cases.js';
 import { reservationCases } from './contract/reservation-cases.js';
 import { settingsAndMigrationCases } from './contract/settings-and-migration-cases.js';
@@ -33,6 +34,7 @@ function describeStoreContract(backend: StoreBackend, skip: string | false): voi
     reservationCases(context);
     usageCases(context);
     settingsAndMigrationCases(context);
+    batchCases(context);
   });
 }
 

@@ -287,7 +287,7 @@ test('the decoder: text deltas, tool calls numbered among themselves with ids ma
   ]);
   assert.equal(decoder.finishReason, 'tool_calls');
   assert.equal(decoder.stopped, true);
-  assert.deepEqual(decoder.usage, { promptTokens: 130, cachedTokens: 100, completionTokens: 42 });
+  assert.deepEqual(decoder.usage, { promptTokens: 130, cachedTokens: 100, completionTokens: 42, cacheWriteTokens: 20 });
   assert.deepEqual(decoder.promptUsage, { promptTokens: 130, cachedTokens: 100, cacheWriteTokens: 20 });
 });
 

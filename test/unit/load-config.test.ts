@@ -132,3 +132,17 @@ test('kind: anthropic deployments: the key from api_key_env, the version and def
     /api_key_env/,
   );
 });
+
+test('batch and file settings: defaults, file, environment', () => {
+  const defaults = loadConfig({ env: {} });
+  assert.deepEqual(defaults.batches, { window_seconds: 86_400, concurrency: 64, poll_interval_ms: 500, lease_ms: 30_000, discount: 0.5 });
+  assert.equal(defaults.files.max_bytes, 100 * 1024 * 1024);
+  const file = writeConfig('batches:\n  window_seconds: 60\n  discount: 0.25\nmodels:\n  - id: m\n    path: m.gguf\n');
+  const config = loadConfig({ configPath: file, env: { TOKENMILL_BATCH_WINDOW_SECONDS: '5', TOKENMILL_BATCH_LEASE_MS: '1000', TOKENMILL_FILES_MAX_BYTES: '2048' } });
+  assert.equal(config.batches.window_seconds, 5, 'the environment overrides the file');
+  assert.equal(config.batches.discount, 0.25);
+  assert.equal(config.batches.lease_ms, 1000);
+  assert.equal(config.files.max_bytes, 2048);
+  assert.throws(() => loadConfig({ configPath: file, env: { TOKENMILL_BATCH_CONCURRENCY: 'many' } }), ConfigError);
+  assert.throws(() => loadConfig({ configPath: file, env: { TOKENMILL_BATCH_DISCOUNT: '2' } }), ConfigError);
+});

@@ -79,3 +79,27 @@ test('close fails waiters and refuses new work', async () => {
   await assert.rejects(waiting, (error: unknown) => error instanceof TokenmillError && error.kind === 'unavailable');
   await assert.rejects(scheduler.acquire({ priority: 0, deadline: far(), signal: never }));
 });
+
+test('a waiting interactive request preempts one batch holder, the least urgent, once', async () => {
+  const scheduler = new SlotScheduler(['a', 'b', 'c'], 10);
+  const preempted: string[] = [];
+  await scheduler.acquire({ priority: 0, deadline: far(), signal: never });
+  await scheduler.acquire({ priority: 10, deadline: far(), signal: never, preempt: () => preempted.push('b') });
+  await scheduler.acquire({ priority: 5, deadline: far(), signal: never, preempt: () => preempted.push('c') });
+  const batchWaiter = scheduler.acquire({ priority: 10, deadline: far(), signal: never, preempt: () => preempted.push('late') });
+  assert.deepEqual(preempted, [], 'batch work does not preempt batch work');
+  const interactive = scheduler.acquire({ priority: 0, deadline: far(), signal: never });
+  assert.deepEqual(preempted, ['b'], 'the least urgent holder gives way');
+  scheduler.release('b');
+  assert.equal(await interactive, 'b', 'the freed slot goes to the interactive request, not the waiting batch line');
+  const second = scheduler.acquire({ priority: 0, deadline: far(), signal: never });
+  assert.deepEqual(preempted, ['b', 'c']);
+  scheduler.release('c');
+  assert.equal(await second, 'c');
+  const third = scheduler.acquire({ priority: 0, deadline: far(), signal: never });
+  assert.deepEqual(preempted, ['b', 'c'], 'nothing left to preempt: it waits');
+  scheduler.release('a');
+  assert.equal(await third, 'a');
+  scheduler.release('a');
+  assert.equal(await batchWaiter, 'a');
+});

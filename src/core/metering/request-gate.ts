@@ -1,6 +1,7 @@
 import { admitSubjects, type LimitedSubject } from '../ratelimit/admit-subjects.js';
 import type { LimitSpec, RateLimiter, RateLimitHeaders } from '../ratelimit/rate-limiter.js';
 import type { Store, UsageRecord } from '../../store/store.js';
+import type { LineCompletion } from '../../store/batch-store.js';
 import type { Principal } from '../accounts/authenticator.js';
 import { costMicros, worstCaseMicros, type ModelPrices, type TokenCounts } from '../billing/prices.js';
 import { TokenmillError } from '../errors.js';
@@ -33,6 +34,11 @@ export interface Ticket {
   headers: RateLimitHeaders;
   /** Records usage and settles the reserved funds (or releases them). Call exactly once. */
   settle(outcome: GateOutcome): Promise<void>;
+  /**
+   * Instead of `settle`, for a batch line: commits the line's result and its usage in one transaction. False when
+   * the worker no longer held the line (nothing is billed, the hold is released).
+   */
+  settleBatchLine(outcome: GateOutcome, line: LineCompletion): Promise<boolean>;
 }
 
 export interface RequestGateDeps {
@@ -91,44 +97,55 @@ export class RequestGate {
     }
     const started = this.deps.now();
     let settled = false;
+    const settle = async (outcome: GateOutcome, line: LineCompletion | null): Promise<boolean> => {
+      if (settled) return false;
+      settled = true;
+      const usage = outcome.usage;
+      try {
+        if (usage === null) {
+          await this.deps.store.release(request.requestId);
+          return line === null ? true : this.deps.store.completeBatchLine(line, null);
+        }
+        const record: UsageRecord = {
+          id: request.requestId,
+          createdAt: Math.floor(started / 1000),
+          accountId: account.id,
+          keyId: key.id,
+          model: request.model,
+          endpoint: request.endpoint,
+          status: outcome.status,
+          promptTokens: usage.promptTokens,
+          cachedTokens: usage.cachedTokens,
+          completionTokens: usage.completionTokens,
+          costMicros: Math.min(costMicros(prices, usage, multiplier), hold),
+          latencyMs: Math.round(outcome.latencyMs),
+          ttftMs: outcome.ttftMs === null ? null : Math.round(outcome.ttftMs),
+          batchId: request.batchId ?? null,
+        };
+        if (line === null) {
+          await this.deps.store.settle(record);
+          return true;
+        }
+        const committed = await this.deps.store.completeBatchLine(line, record);
+        if (!committed) await this.deps.store.release(request.requestId);
+        return committed;
+      } finally {
+        await admission.finish(usage === null ? 0 : usage.promptTokens + usage.completionTokens);
+      }
+    };
     return {
       headers: admission.headers,
       settle: async (outcome) => {
-        if (settled) return;
-        settled = true;
-        const usage = outcome.usage;
-        try {
-          if (usage === null) {
-            await this.deps.store.release(request.requestId);
-            return;
-          }
-          const record: UsageRecord = {
-            id: request.requestId,
-            createdAt: Math.floor(started / 1000),
-            accountId: account.id,
-            keyId: key.id,
-            model: request.model,
-            endpoint: request.endpoint,
-            status: outcome.status,
-            promptTokens: usage.promptTokens,
-            cachedTokens: usage.cachedTokens,
-            completionTokens: usage.completionTokens,
-            costMicros: Math.min(costMicros(prices, usage, multiplier), hold),
-            latencyMs: Math.round(outcome.latencyMs),
-            ttftMs: outcome.ttftMs === null ? null : Math.round(outcome.ttftMs),
-            batchId: request.batchId ?? null,
-          };
-          await this.deps.store.settle(record);
-        } finally {
-          await admission.finish(usage === null ? 0 : usage.promptTokens + usage.completionTokens);
-        }
+        await settle(outcome, null);
       },
+      settleBatchLine: (outcome, line) => settle(outcome, line),
     };
   }
 }
 
+/** Nothing to bill (not an API key). Batch workers commit such lines themselves and never call settleBatchLine. */
 function openTicket(): Ticket {
-  return { headers: {}, settle: async () => {} };
+  return { headers: {}, settle: async () => {}, settleBatchLine: async () => false };
 }
 
 function fundsError(result: 'insufficient_balance' | 'key_spend_limit' | 'account_inactive', hold: number): TokenmillError {

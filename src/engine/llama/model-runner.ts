@@ -143,16 +143,19 @@ export class LlamaModelRunner {
 
     const pinnedTokens = this.pinnedLength(request, prompt.tokens);
     const scope = this.cacheScopeOf(request);
+    // Work less urgent than interactive requests (priority 0; batch lines are 10) gives its sequence back when one waits.
+    const preemption = new AbortController();
     const slot = await this.scheduler.acquire({
       priority: request.priority,
       deadline: request.deadline,
       signal,
       choose: (free) => this.prefixes.choose(free, prompt.tokens, scope, Date.now()),
+      preempt: request.priority > 0 ? () => preemption.abort() : undefined,
     });
     try {
       const cachedTokens = await this.prefixes.prepare(slot, prompt.tokens, scope);
       if (request.echo) yield { type: 'text-delta', text: echoText(request.prompt, this.model), logprobs: null };
-      yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, signal, cachedTokens, pinnedTokens);
+      yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, signal, preemption.signal, cachedTokens, pinnedTokens);
     } finally {
       this.prefixes.release(slot, prompt.tokens, pinnedTokens === null ? null : { tokens: pinnedTokens, ttlMs: request.cachePin!.ttlMs });
       this.scheduler.release(slot);
@@ -166,6 +169,7 @@ export class LlamaModelRunner {
     maxTokens: number,
     grammar: LlamaGrammar | null,
     signal: AbortSignal,
+    preempted: AbortSignal,
     /** Prompt tokens the sequence already holds (PrefixCache.prepare). */
     cachedTokens: number,
     pinnedTokens: number | null,
@@ -218,6 +222,10 @@ export class LlamaModelRunner {
         completionTokens++;
         if (signal.aborted) {
           interruption = new AbortedError();
+          break;
+        }
+        if (preempted.aborted) {
+          interruption = new TokenmillError('overloaded', 'preempted', 'A more urgent request needed this sequence; run this one again later.', { retryAfterSeconds: 0 });
           break;
         }
         plan.observe(token);

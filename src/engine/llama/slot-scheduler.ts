@@ -14,6 +14,16 @@ export interface AcquireOptions<Slot> {
   signal: AbortSignal;
   /** Picks among free slots (for prefix affinity); default the first. */
   choose?: (free: readonly Slot[]) => Slot;
+  /**
+   * Makes the holder preemptible: called (once) when a more urgent request waits and no slot is free; the holder
+   * should then stop soon and release its slot (batch work gives way to interactive requests).
+   */
+  preempt?: () => void;
+}
+
+interface Holder {
+  priority: number;
+  preempt: (() => void) | null;
 }
 
 interface Waiter<Slot> {
@@ -27,6 +37,7 @@ interface Waiter<Slot> {
 export class SlotScheduler<Slot> {
   private readonly free: Slot[];
   private readonly waiters: Waiter<Slot>[] = [];
+  private readonly holders = new Map<Slot, Holder>();
   private arrivals = 0;
   private closed = false;
 
@@ -77,11 +88,14 @@ export class SlotScheduler<Slot> {
         options.signal.removeEventListener('abort', onAbort);
       };
       this.insert(waiter);
+      // Each waiter frees at most one slot held by less urgent, preemptible work.
+      this.preemptFor(options.priority);
     });
   }
 
   /** Returns a slot; the most urgent waiter gets a free slot of its choice. */
   release(slot: Slot): void {
+    this.holders.delete(slot);
     this.free.push(slot);
     while (this.free.length > 0 && this.waiters.length > 0) {
       const waiter = this.waiters.shift()!;
@@ -102,7 +116,20 @@ export class SlotScheduler<Slot> {
   private take(options: AcquireOptions<Slot>): Slot {
     const chosen = options.choose && this.free.length > 1 ? options.choose(this.free) : this.free[0];
     this.free.splice(this.free.indexOf(chosen), 1);
+    this.holders.set(chosen, { priority: options.priority, preempt: options.preempt ?? null });
     return chosen;
+  }
+
+  /** Asks the least urgent preemptible holder that is less urgent than `priority` to give its slot back. */
+  private preemptFor(priority: number): void {
+    let victim: Holder | null = null;
+    for (const holder of this.holders.values()) {
+      if (holder.preempt !== null && holder.priority > priority && (victim === null || holder.priority > victim.priority)) victim = holder;
+    }
+    if (victim === null) return;
+    const preempt = victim.preempt!;
+    victim.preempt = null;
+    preempt();
   }
 
   private insert(waiter: Waiter<Slot>): void {

@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely';
 import { initialMigration } from './0001-initial.js';
 import { accountLimitsMigration } from './0002-account-limits.js';
+import { filesAndBatchesMigration } from './0003-files-and-batches.js';
 import { postgresRequestFunctionsMigration } from './0004-postgres-request-functions.js';
 
 /**
@@ -10,5 +11,6 @@ import { postgresRequestFunctionsMigration } from './0004-postgres-request-funct
 export const allMigrations: Readonly<Record<string, Migration>> = {
   '0001-initial': initialMigration,
   '0002-account-limits': accountLimitsMigration,
+  '0003-files-and-batches': filesAndBatchesMigration,
   '0004-postgres-request-functions': postgresRequestFunctionsMigration,
 };

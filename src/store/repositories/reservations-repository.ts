@@ -79,51 +79,54 @@ export class ReservationsRepository {
    * changes nothing.
    */
   async settle(record: UsageRecord): Promise<void> {
+    await this.db.transaction().execute((trx) => this.settleIn(trx, record));
+  }
+
+  /** `settle` inside the caller's transaction (a batch line commits its result and its usage together). */
+  async settleIn(trx: Transaction<Tables>, record: UsageRecord): Promise<void> {
     assertSafeInteger(record.costMicros, 'costMicros');
-    await this.db.transaction().execute(async (trx) => {
-      // Deleting first locks the reservation: a concurrent settle or release of the same request waits, then finds none.
-      const reservation = await trx.deleteFrom('reservations').where('request_id', '=', record.id).returningAll().executeTakeFirst();
-      if (!reservation) return;
-      const held = toSafeInteger(reservation.amount_micros);
-      if (record.costMicros > held) {
-        throw new Error(`settle ${record.id}: cost ${record.costMicros} micro-USD exceeds the ${held} reserved`);
-      }
-      if (record.accountId !== reservation.account_id) {
-        throw new Error(`settle ${record.id}: account ${record.accountId} is not the reservation's ${reservation.account_id}`);
-      }
-      await this.returnFunds(trx, reservation.account_id, reservation.key_id, held - record.costMicros);
-      await trx
-        .insertInto('usage_records')
-        .values({
-          id: record.id,
-          created_at: record.createdAt,
-          account_id: record.accountId,
-          key_id: record.keyId,
-          model: record.model,
-          endpoint: record.endpoint,
-          status: record.status,
-          prompt_tokens: record.promptTokens,
-          cached_tokens: record.cachedTokens,
-          completion_tokens: record.completionTokens,
-          cost_micros: record.costMicros,
-          latency_ms: record.latencyMs,
-          ttft_ms: record.ttftMs,
-          batch_id: record.batchId,
-        })
-        .execute();
-      await trx
-        .insertInto('ledger_entries')
-        .values({
-          id: newId('led'),
-          account_id: record.accountId,
-          amount_micros: -record.costMicros,
-          kind: 'usage',
-          request_id: record.id,
-          note: null,
-          created_at: record.createdAt,
-        })
-        .execute();
-    });
+    // Deleting first locks the reservation: a concurrent settle or release of the same request waits, then finds none.
+    const reservation = await trx.deleteFrom('reservations').where('request_id', '=', record.id).returningAll().executeTakeFirst();
+    if (!reservation) return;
+    const held = toSafeInteger(reservation.amount_micros);
+    if (record.costMicros > held) {
+      throw new Error(`settle ${record.id}: cost ${record.costMicros} micro-USD exceeds the ${held} reserved`);
+    }
+    if (record.accountId !== reservation.account_id) {
+      throw new Error(`settle ${record.id}: account ${record.accountId} is not the reservation's ${reservation.account_id}`);
+    }
+    await this.returnFunds(trx, reservation.account_id, reservation.key_id, held - record.costMicros);
+    await trx
+      .insertInto('usage_records')
+      .values({
+        id: record.id,
+        created_at: record.createdAt,
+        account_id: record.accountId,
+        key_id: record.keyId,
+        model: record.model,
+        endpoint: record.endpoint,
+        status: record.status,
+        prompt_tokens: record.promptTokens,
+        cached_tokens: record.cachedTokens,
+        completion_tokens: record.completionTokens,
+        cost_micros: record.costMicros,
+        latency_ms: record.latencyMs,
+        ttft_ms: record.ttftMs,
+        batch_id: record.batchId,
+      })
+      .execute();
+    await trx
+      .insertInto('ledger_entries')
+      .values({
+        id: newId('led'),
+        account_id: record.accountId,
+        amount_micros: -record.costMicros,
+        kind: 'usage',
+        request_id: record.id,
+        note: null,
+        created_at: record.createdAt,
+      })
+      .execute();
   }
 
   /** Ends a reservation without usage; false when there was none. */
