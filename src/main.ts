@@ -97,7 +97,7 @@ export async function startServer(config: TokenmillConfig): Promise<RunningServe
     await closeServices();
     throw error;
   }
-  const worker = newBatchWorker(config, store, engine, batchLineRunner(deps), (level, object, message) => app.log[level](object, message));
+  const worker = newBatchWorker(config, store, engine, lifecycle, batchLineRunner(deps), (level, object, message) => app.log[level](object, message));
   batchWorker = worker;
   worker.start();
   app.log.info({ url: address, models: engine.models().map((model) => model.id) }, 'Tokenmill is ready');
@@ -130,10 +130,14 @@ export async function startServer(config: TokenmillConfig): Promise<RunningServe
 }
 
 
+/** How long after the last interactive request batch work stays throttled, ms. */
+const INTERACTIVE_QUIET_MS = 1000;
+
 function newBatchWorker(
   config: TokenmillConfig,
   store: Store,
   engine: Engine,
+  lifecycle: RequestLifecycle,
   run: ReturnType<typeof batchLineRunner>,
   log: (level: 'warn' | 'error', object: object, message: string) => void,
 ): BatchWorker {
@@ -147,7 +151,10 @@ function newBatchWorker(
     // a full wave in the queue refills the sequences at once (measured: a queue of 2 reached 84% of peak tok/s, a
     // full wave 95%). Interactive requests go ahead of waiting lines and preempt running ones (slot scheduler).
     // Engine work counts interactive requests and this worker's lines; its own lines count before the engine sees them.
+    // While interactive requests run (or ran within the last second), only `lines_beside_interactive` lines do:
+    // each batch sequence in a decode step slows the interactive ones (their TTFT p99 is the goal, issue 6).
     capacity: (running) => {
+      if (lifecycle.busyWithin(INTERACTIVE_QUIET_MS)) return config.batches.lines_beside_interactive - running;
       const load = engine.load().reduce((total, model) => total + model.busy + model.queued, 0);
       return 2 * sequences - Math.max(running, load);
     },

@@ -152,6 +152,7 @@ function applyEnvironment(raw: RawCatalog, env: NodeJS.ProcessEnv): void {
     TOKENMILL_BATCH_POLL_INTERVAL_MS: 'poll_interval_ms',
     TOKENMILL_BATCH_LEASE_MS: 'lease_ms',
     TOKENMILL_BATCH_DISCOUNT: 'discount',
+    TOKENMILL_BATCH_LINES_BESIDE_INTERACTIVE: 'lines_beside_interactive',
   });
   section('files', { TOKENMILL_FILES_MAX_BYTES: 'max_bytes' });
 }

@@ -239,6 +239,12 @@ export const batchesSchema = z
     lease_ms: z.number().int().min(100).default(30_000),
     /** Price multiplier of batch lines (0.5: half price). */
     discount: z.number().min(0).max(1).default(0.5),
+    /**
+     * Batch lines started while interactive requests are in flight (or were within the last second), per instance.
+     * On CPU a decode step costs about in proportion to its sequences, so batch lines beside interactive ones slow
+     * them; idle capacity is filled again once interactive traffic stops.
+     */
+    lines_beside_interactive: z.number().int().min(0).max(1024).default(1),
   })
   .strict();
 
@@ -298,5 +304,6 @@ export const environmentVariables = {
   TOKENMILL_BATCH_POLL_INTERVAL_MS: 'how often idle batch workers look for work, ms (default 500)',
   TOKENMILL_BATCH_LEASE_MS: 'how long a claimed batch line stays taken without a heartbeat, ms (default 30000)',
   TOKENMILL_BATCH_DISCOUNT: 'price multiplier of batch lines (default 0.5)',
+  TOKENMILL_BATCH_LINES_BESIDE_INTERACTIVE: 'batch lines started while interactive requests run (default 1)',
   TOKENMILL_FILES_MAX_BYTES: 'largest uploaded file, bytes (default 104857600)',
 } as const;

@@ -3,6 +3,8 @@
  */
 export class RequestLifecycle {
   private readonly inflight = new Set<AbortController>();
+  /** performance.now() when a request last started or ended. */
+  private lastActivity = Number.NEGATIVE_INFINITY;
   /** Set when shutdown begins: readiness turns false and new generation is refused. */
   closing = false;
 
@@ -12,7 +14,16 @@ export class RequestLifecycle {
 
   track(controller: AbortController): () => void {
     this.inflight.add(controller);
-    return () => this.inflight.delete(controller);
+    this.lastActivity = performance.now();
+    return () => {
+      this.inflight.delete(controller);
+      this.lastActivity = performance.now();
+    };
+  }
+
+  /** Whether a request is in flight, or one ended less than `quietMs` ago. */
+  busyWithin(quietMs: number): boolean {
+    return this.inflight.size > 0 || performance.now() - this.lastActivity < quietMs;
   }
 
   abortAll(): void {

@@ -72,12 +72,18 @@ export async function serveGeneration<Result>(
     const idHeaders = replyHeaders(reply);
     reply.hijack();
     const writer = new SseWriter(reply.raw, { ...idHeaders, ...rateHeaders });
+    let contentSent = false;
     await streamEvents({
       events: events[Symbol.asyncIterator](),
       writer,
       pingIntervalMs: deps.config.server.sse_ping_interval_ms,
       write(event) {
         stream.write(event, writer);
+        // The first token is the client's time to first token: it goes out at once, not with the next decode step.
+        if (!contentSent && (event.type === 'tool-call-delta' || (event.type === 'text-delta' && event.text.length > 0))) {
+          contentSent = true;
+          writer.flushNow();
+        }
       },
       ping() {
         stream.ping(writer);

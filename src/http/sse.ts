@@ -78,6 +78,11 @@ export class SseWriter {
     setImmediate(() => setImmediate(() => this.flush()));
   }
 
+  /** Writes what is queued now (the first token: its latency is the client's time to first token). */
+  flushNow(): void {
+    this.flush();
+  }
+
   private flush(): void {
     this.flushScheduled = false;
     if (this.pending.length === 0) return;

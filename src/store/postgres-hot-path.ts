@@ -6,7 +6,7 @@ import { assertSafeInteger } from './to-safe-integer.js';
 
 /**
  * The request path's reservation, settlement and release on PostgreSQL: one call each of the functions created by
- * migration 0004, one round trip instead of five to seven (decision 0010).
+ * migrations 0004 and 0005, one round trip instead of five to seven (decision 0010).
  */
 export class PostgresHotPath {
   constructor(private readonly db: Kysely<Tables>) {}
@@ -24,7 +24,7 @@ export class PostgresHotPath {
       select tm_settle(${record.id}, ${record.createdAt}, ${record.accountId}, ${record.keyId}, ${record.model},
                        ${record.endpoint}, ${record.status}, ${record.promptTokens}, ${record.cachedTokens},
                        ${record.completionTokens}, ${record.costMicros}, ${record.latencyMs}, ${record.ttftMs},
-                       ${record.batchId}, ${newId('led')})`.execute(this.db);
+                       ${record.batchId}, ${newId('led')}, ${record.cacheWriteTokens ?? 0})`.execute(this.db);
   }
 
   async release(requestId: string): Promise<boolean> {

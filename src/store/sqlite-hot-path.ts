@@ -52,9 +52,10 @@ export class SqliteHotPath {
     const uncheckKey = database.prepare('update api_keys set spent_micros = spent_micros - @amount where id = @key');
     const insertUsage = database.prepare(
       `insert into usage_records (id, created_at, account_id, key_id, model, endpoint, status, prompt_tokens,
-                                  cached_tokens, completion_tokens, cost_micros, latency_ms, ttft_ms, batch_id)
+                                  cached_tokens, completion_tokens, cost_micros, latency_ms, ttft_ms, batch_id,
+                                  cache_write_tokens)
        values (@id, @createdAt, @accountId, @keyId, @model, @endpoint, @status, @promptTokens,
-               @cachedTokens, @completionTokens, @costMicros, @latencyMs, @ttftMs, @batchId)`,
+               @cachedTokens, @completionTokens, @costMicros, @latencyMs, @ttftMs, @batchId, @cacheWriteTokens)`,
     );
     const insertLedger = database.prepare(
       `insert into ledger_entries (id, account_id, amount_micros, kind, request_id, note, created_at)
@@ -102,7 +103,7 @@ export class SqliteHotPath {
           throw new Error(`settle ${record.id}: account ${record.accountId} is not the reservation's ${reservation.account_id}`);
         }
         returnFunds(reservation.account_id, reservation.key_id, held - record.costMicros);
-        insertUsage.run(record);
+        insertUsage.run({ ...record, cacheWriteTokens: record.cacheWriteTokens ?? 0 });
         insertLedger.run(newId('led'), record.accountId, -record.costMicros, record.id, record.createdAt);
       })
       .immediate.bind(null) as (record: UsageRecord) => void;

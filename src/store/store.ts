@@ -77,6 +77,8 @@ export interface UsageRecord {
   promptTokens: number;
   cachedTokens: number;
   completionTokens: number;
+  /** Prompt tokens written to the prompt cache (billed at the cache-write price); a part of promptTokens. Absent: 0. */
+  cacheWriteTokens?: number;
   costMicros: number;
   latencyMs: number;
   ttftMs: number | null;

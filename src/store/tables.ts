@@ -1,4 +1,4 @@
-import type { ColumnType } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 import type { AccountStatus } from './store.js';
 
 /**
@@ -73,6 +73,8 @@ export interface UsageRecordsTable {
   prompt_tokens: number;
   cached_tokens: number;
   completion_tokens: number;
+  /** Migration 0005; defaults to 0. */
+  cache_write_tokens: Generated<number>;
   cost_micros: BigIntColumn;
   latency_ms: number;
   ttft_ms: number | null;

@@ -576,3 +576,42 @@ describe('/v1/messages with accounts: keys, the ledger, billing', () => {
     assert.equal(response.body.error.type, 'billing_error');
   });
 });
+
+describe('cache writes are billed at the cache_write price', () => {
+  const ADMIN_KEY = 'tm-admin-anthropic-cache-0123456789ab';
+  // Micro-USD per token: input 10, cached 1, output 20, cache write 12.5 (Anthropic's 1.25x input).
+  const PRICES = { input: 10, cached_input: 1, output: 20, cache_write: 12.5 };
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({
+      auth: { enabled: true, admin_key: ADMIN_KEY, bootstrap_demo_account: false },
+      models: [{ id: STORIES, path: `${modelsDir}/stories260K.gguf`, context_size: 2048, prices: PRICES }],
+    });
+  });
+  after(async () => {
+    await server?.close();
+  });
+
+  test('the record counts the cache writes and its cost follows from its columns, rounded once', async () => {
+    const headers = { authorization: `Bearer ${ADMIN_KEY}` };
+    const account = await rawRequest(server.url, 'POST', '/v1/admin/accounts', { name: 'cache-writes', credits_usd: 1 }, headers);
+    const key = (await rawRequest(server.url, 'POST', `/v1/admin/accounts/${account.body.id}/keys`, { name: 'k' }, headers)).body.key as string;
+    const client = new Anthropic({ baseURL: server.url, apiKey: key, maxRetries: 0 });
+    const system: Anthropic.TextBlockParam[] = [{ type: 'text', text: freshSystem(), cache_control: { type: 'ephemeral' } }];
+    const { data, response } = await client.messages.create({ model: STORIES, system, messages: PROMPT, max_tokens: 3 }).withResponse();
+    const written = data.usage.cache_creation_input_tokens ?? 0;
+    assert.ok(written > 0, 'the breakpoint wrote the prefix');
+    let records = await rawRequest(server.url, 'GET', '/v1/usage/requests', undefined, { 'x-api-key': key });
+    for (let attempt = 0; attempt < 50 && records.body.data.length < 1; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      records = await rawRequest(server.url, 'GET', '/v1/usage/requests', undefined, { 'x-api-key': key });
+    }
+    const record = records.body.data.find((entry: { id: string }) => entry.id === response.headers.get('request-id'));
+    assert.equal(record.cache_write_tokens, written);
+    const uncached = record.prompt_tokens - record.cached_tokens - written;
+    assert.equal(uncached, data.usage.input_tokens);
+    // In half micro-USD, so that 12.5 is whole; the cost is rounded once, half up.
+    const halves = uncached * 20 + written * 25 + record.cached_tokens * 2 + record.completion_tokens * 40;
+    assert.equal(record.cost_micros, Math.floor((halves + 1) / 2));
+  });
+});

@@ -135,7 +135,7 @@ test('kind: anthropic deployments: the key from api_key_env, the version and def
 
 test('batch and file settings: defaults, file, environment', () => {
   const defaults = loadConfig({ env: {} });
-  assert.deepEqual(defaults.batches, { window_seconds: 86_400, concurrency: 64, poll_interval_ms: 500, lease_ms: 30_000, discount: 0.5 });
+  assert.deepEqual(defaults.batches, { window_seconds: 86_400, concurrency: 64, poll_interval_ms: 500, lease_ms: 30_000, discount: 0.5, lines_beside_interactive: 1 });
   assert.equal(defaults.files.max_bytes, 100 * 1024 * 1024);
   const file = writeConfig('batches:\n  window_seconds: 60\n  discount: 0.25\nmodels:\n  - id: m\n    path: m.gguf\n');
   const config = loadConfig({ configPath: file, env: { TOKENMILL_BATCH_WINDOW_SECONDS: '5', TOKENMILL_BATCH_LEASE_MS: '1000', TOKENMILL_FILES_MAX_BYTES: '2048' } });

@@ -116,6 +116,7 @@ export class RequestGate {
           status: outcome.status,
           promptTokens: usage.promptTokens,
           cachedTokens: usage.cachedTokens,
+          cacheWriteTokens: usage.cacheWriteTokens ?? 0,
           completionTokens: usage.completionTokens,
           costMicros: Math.min(costMicros(prices, usage, multiplier), hold),
           latencyMs: Math.round(outcome.latencyMs),

@@ -61,6 +61,7 @@ export function usageRecordToWire(record: UsageRecord): UsageRecordWire {
     status: record.status,
     prompt_tokens: record.promptTokens,
     cached_tokens: record.cachedTokens,
+    cache_write_tokens: record.cacheWriteTokens ?? 0,
     completion_tokens: record.completionTokens,
     cost_micros: record.costMicros,
     cost_usd: microsToUsd(record.costMicros),

@@ -103,6 +103,8 @@ export interface UsageRecordWire {
   prompt_tokens: number;
   cached_tokens: number;
   completion_tokens: number;
+  /** Prompt tokens written to the prompt cache (Anthropic's cache writes), billed at the model's cache_write price. */
+  cache_write_tokens: number;
   cost_micros: number;
   cost_usd: number;
   latency_ms: number;

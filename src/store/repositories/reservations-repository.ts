@@ -108,6 +108,7 @@ export class ReservationsRepository {
         status: record.status,
         prompt_tokens: record.promptTokens,
         cached_tokens: record.cachedTokens,
+        cache_write_tokens: record.cacheWriteTokens ?? 0,
         completion_tokens: record.completionTokens,
         cost_micros: record.costMicros,
         latency_ms: record.latencyMs,

@@ -16,6 +16,7 @@ export function rowToUsageRecord(row: Selectable<UsageRecordsTable>): UsageRecor
     promptTokens: row.prompt_tokens,
     cachedTokens: row.cached_tokens,
     completionTokens: row.completion_tokens,
+    cacheWriteTokens: row.cache_write_tokens,
     costMicros: toSafeInteger(row.cost_micros),
     latencyMs: row.latency_ms,
     ttftMs: row.ttft_ms,

@@ -58,6 +58,7 @@ export function usageRecord(fields: Pick<UsageRecord, 'id' | 'accountId'> & Part
     status: 'completed',
     promptTokens: 10,
     cachedTokens: 2,
+    cacheWriteTokens: 3,
     completionTokens: 5,
     costMicros: 0,
     latencyMs: 120,
