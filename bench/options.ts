@@ -29,7 +29,7 @@ export interface BenchOptions {
 export const USAGE = `Usage: node dist/bench/run.js [options]
   --models LIST         models to run, of ${MODEL_NAMES.join(',')} (default: all)
   --concurrency LIST    concurrent clients per level (default 1,4,8,16)
-  --requests N          requests per level (default max(2*C, 8))
+  --requests N          requests per level (default 32 at C=1, for a stable TTFT p50; else max(2*C, 8))
   --json PATH           also write the results as JSON
   --skip-ceiling        do not measure node-llama-cpp called directly
   --endpoint NAME       chat (/v1/chat/completions, default) or completions (/v1/completions)
@@ -80,7 +80,7 @@ export function parseBenchOptions(args: string[]): BenchOptions | 'help' {
 
 /** Requests of the level with `concurrency` clients: the fixed count, else max(2 * C, 8). */
 export function requestsForLevel(options: Pick<BenchOptions, 'requests'>, concurrency: number): number {
-  return options.requests ?? Math.max(2 * concurrency, 8);
+  return options.requests ?? (concurrency === 1 ? 32 : Math.max(2 * concurrency, 8));
 }
 
 function parseModels(text: string): ModelName[] {

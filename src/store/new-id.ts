@@ -1,9 +1,18 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 
-/** A random id such as `acct_3f9c…`: the prefix names the kind, then 96 random bits in hex. */
+/** A random id such as `acct_3f9c…`: the prefix names the kind, then 24 hex digits (92 random bits). */
 export function newId(prefix: 'acct' | 'key' | 'led' | 'file' | 'batch'): string {
   if (prefix === 'file' || prefix === 'batch') return newOrderedId(prefix);
-  return `${prefix}_${randomBytes(12).toString('hex')}`;
+  return `${prefix}_${randomHex24()}`;
+}
+
+/**
+ * 24 hex digits from a v4 UUID (its 13th digit is the fixed version `4`; the other 23 are random): randomUUID draws
+ * from a cached entropy pool, several times faster than randomBytes on the request path.
+ */
+export function randomHex24(): string {
+  const uuid = randomUUID();
+  return uuid.slice(0, 8) + uuid.slice(9, 13) + uuid.slice(14, 18) + uuid.slice(19, 23) + uuid.slice(24, 28);
 }
 
 /**

@@ -18,6 +18,7 @@ import { assertSafeInteger, toSafeInteger } from './to-safe-integer.js';
  */
 export class SqliteHotPath {
   readonly #kysely: Kysely<Tables>;
+  readonly #database: BetterSqlite3.Database;
   readonly #keyWithAccount: BetterSqlite3.Statement<[string]>;
   readonly #reserve: (request: ReservationRequest) => ReservationResult;
   readonly #settle: (record: UsageRecord) => void;
@@ -25,6 +26,7 @@ export class SqliteHotPath {
 
   constructor(database: BetterSqlite3.Database, kysely: Kysely<Tables>) {
     this.#kysely = kysely;
+    this.#database = database;
     this.#keyWithAccount = database.prepare(
       `select k.*, a.name as account_name, a.status as account_status, a.balance_micros as account_balance_micros,
               a.created_at as account_created_at, a.rpm as account_rpm, a.tpm as account_tpm,
@@ -150,8 +152,12 @@ export class SqliteHotPath {
     return this.#locked(() => this.#release(requestId));
   }
 
-  /** Runs `work` while Kysely's single SQLite connection is held (no Kysely transaction is open meanwhile). */
-  #locked<T>(work: () => T): Promise<T> {
+  /**
+   * Runs `work` outside any Kysely transaction: at once when none is open on the connection (`work` is synchronous,
+   * so none can begin meanwhile), else once Kysely's connection lock, which a transaction holds, is free.
+   */
+  async #locked<T>(work: () => T): Promise<T> {
+    if (!this.#database.inTransaction) return work();
     return this.#kysely.connection().execute(async () => work());
   }
 }
