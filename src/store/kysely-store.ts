@@ -74,6 +74,9 @@ export class KyselyStore implements Store {
       db: this.#db,
       provider: { getMigrations: async () => ({ ...allMigrations }) },
       migrationTableSchema: await this.#dialect.migrationTableSchema(this.#db),
+      // Migrations are written on parallel branches (0003 landed after 0004 had run on some databases); each one is
+      // independent of those numbered after it, so a late lower number is applied rather than refused.
+      allowUnorderedMigrations: true,
     });
     const { error } = await migrator.migrateToLatest();
     if (error !== undefined) throw error instanceof Error ? error : new Error(`migration failed: ${String(error)}`);
