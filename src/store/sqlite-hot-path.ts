@@ -1,9 +1,8 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Kysely } from 'kysely';
-import { rowToAccount } from './repositories/accounts-repository.js';
-import { rowToApiKey } from './repositories/keys-repository.js';
+import { rowToKeyWithAccount, type KeyWithAccountRow } from './repositories/keys-repository.js';
 import { newId } from './new-id.js';
-import type { Account, AccountStatus, ApiKey, ReservationRequest, ReservationResult, UsageRecord } from './store.js';
+import type { Account, ApiKey, ReservationRequest, ReservationResult, UsageRecord } from './store.js';
 import type { Tables } from './tables.js';
 import { assertSafeInteger, toSafeInteger } from './to-safe-integer.js';
 
@@ -123,19 +122,7 @@ export class SqliteHotPath {
   findKeyWithAccountByHash(secretHash: string): { key: ApiKey; account: Account } | null {
     const row = this.#keyWithAccount.get(secretHash) as KeyWithAccountRow | undefined;
     if (row === undefined) return null;
-    return {
-      key: rowToApiKey(row),
-      account: rowToAccount({
-        id: row.account_id,
-        name: row.account_name,
-        status: row.account_status,
-        balance_micros: row.account_balance_micros,
-        created_at: row.account_created_at,
-        rpm: row.account_rpm,
-        tpm: row.account_tpm,
-        max_concurrency: row.account_max_concurrency,
-      }),
-    };
+    return rowToKeyWithAccount(row);
   }
 
   async reserve(request: ReservationRequest): Promise<ReservationResult> {
@@ -175,12 +162,3 @@ interface ReservationRow {
   created_at: number;
 }
 
-type KeyWithAccountRow = Parameters<typeof rowToApiKey>[0] & {
-  account_name: string;
-  account_status: AccountStatus;
-  account_balance_micros: number;
-  account_created_at: number;
-  account_rpm: number | null;
-  account_tpm: number | null;
-  account_max_concurrency: number | null;
-};

@@ -1,5 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
-import type { Account, ApiKey, NewApiKey } from '../store.js';
+import type { Account, AccountStatus, ApiKey, NewApiKey } from '../store.js';
 import { rowToAccount } from './accounts-repository.js';
 import type { ApiKeysTable, Tables } from '../tables.js';
 import { newId } from '../new-id.js';
@@ -21,6 +21,33 @@ export function rowToApiKey(row: Selectable<ApiKeysTable>): ApiKey {
     tpm: row.tpm,
     maxConcurrency: row.max_concurrency,
     spendLimitMicros: toSafeIntegerOrNull(row.spend_limit_micros),
+  };
+}
+
+/** A key row joined with its account's columns (prefixed `account_`), as the authentication path reads it. */
+export type KeyWithAccountRow = Selectable<ApiKeysTable> & {
+  account_name: string;
+  account_status: AccountStatus;
+  account_balance_micros: number | string;
+  account_created_at: number | string;
+  account_rpm: number | null;
+  account_tpm: number | null;
+  account_max_concurrency: number | null;
+};
+
+export function rowToKeyWithAccount(row: KeyWithAccountRow): { key: ApiKey; account: Account } {
+  return {
+    key: rowToApiKey(row),
+    account: rowToAccount({
+      id: row.account_id,
+      name: row.account_name,
+      status: row.account_status,
+      balance_micros: row.account_balance_micros,
+      created_at: row.account_created_at,
+      rpm: row.account_rpm,
+      tpm: row.account_tpm,
+      max_concurrency: row.account_max_concurrency,
+    }),
   };
 }
 
@@ -88,19 +115,7 @@ export class KeysRepository {
       .where('api_keys.secret_hash', '=', secretHash)
       .executeTakeFirst();
     if (!row) return null;
-    return {
-      key: rowToApiKey(row),
-      account: rowToAccount({
-        id: row.account_id,
-        name: row.account_name,
-        status: row.account_status,
-        balance_micros: row.account_balance_micros,
-        created_at: row.account_created_at,
-        rpm: row.account_rpm,
-        tpm: row.account_tpm,
-        max_concurrency: row.account_max_concurrency,
-      }),
-    };
+    return rowToKeyWithAccount(row);
   }
 
   async findByHash(secretHash: string): Promise<ApiKey | null> {
