@@ -18,6 +18,8 @@ export interface StructuredOutputOptions {
   foreground: number;
   /** Requests per measured phase (spread over the foreground clients). */
   requests: number;
+  /** Times the two loaded phases are measured, alternating their order (default 1). */
+  rounds?: number;
   /** Clients sending the other load, back to back, while a phase is measured. */
   background: number;
   /** Output tokens per measured request (ignore_eos) and the most per background request. */
@@ -44,7 +46,10 @@ export interface StructuredOutputPhase {
 
 export interface StructuredOutputResult {
   phases: StructuredOutputPhase[];
-  /** Foreground tokens/s with constrained load / with unconstrained load (1 = the grammar costs its neighbours nothing). */
+  /**
+   * Foreground tokens/s with constrained load / with unconstrained load, summed over the rounds (1 = the grammar
+   * costs its neighbours nothing).
+   */
   constrainedVsControl: number;
 }
 
@@ -78,7 +83,13 @@ export const BENCH_SCHEMA = {
 
 export async function runStructuredOutputScenario(options: StructuredOutputOptions): Promise<StructuredOutputResult> {
   const phases: StructuredOutputPhase[] = [];
-  for (const name of ['alone', 'with unconstrained load', 'with constrained load'] as const) {
+  // Alone once, then the two loaded phases alternated over `rounds` (plain first, then constrained first, ...), so
+  // that the machine's drift hits both alike.
+  const order: StructuredOutputPhase['name'][] = ['alone'];
+  for (let round = 0; round < (options.rounds ?? 1); round++) {
+    order.push(...(round % 2 === 0 ? (['with unconstrained load', 'with constrained load'] as const) : (['with constrained load', 'with unconstrained load'] as const)));
+  }
+  for (const name of order) {
     const background = name === 'alone' ? null : startBackground(options, name === 'with constrained load');
     try {
       const result = await runLoad({
@@ -109,8 +120,9 @@ export async function runStructuredOutputScenario(options: StructuredOutputOptio
       throw error;
     }
   }
-  const control = phases[1].foreground.outputTokensPerSecond;
-  return { phases, constrainedVsControl: phases[2].foreground.outputTokensPerSecond / control };
+  const total = (name: StructuredOutputPhase['name']) =>
+    phases.filter((phase) => phase.name === name).reduce((sum, phase) => sum + phase.foreground.outputTokensPerSecond, 0);
+  return { phases, constrainedVsControl: total('with constrained load') / total('with unconstrained load') };
 }
 
 interface Background {
