@@ -18,18 +18,34 @@ export interface TransportResponse {
 export class HttpTransport {
   private readonly agent: http.Agent;
   private readonly secure: boolean;
+  /** The base URL parsed once (parsing a URL string per request showed in profiles). */
+  private readonly target: { hostname: string; port: number | undefined; pathPrefix: string };
 
-  constructor(private readonly baseUrl: string) {
+  constructor(baseUrl: string) {
     this.secure = baseUrl.startsWith('https:');
     const options = { keepAlive: true, keepAliveMsecs: 1000, scheduling: 'lifo' as const };
     this.agent = this.secure ? new https.Agent(options) : new http.Agent(options);
+    const url = new URL(baseUrl);
+    this.target = {
+      // URL keeps IPv6 literals in brackets; http.request wants them bare.
+      hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: url.port === '' ? undefined : Number(url.port),
+      pathPrefix: url.pathname.replace(/\/$/, ''),
+    };
   }
 
   post(path: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<TransportResponse> {
     return new Promise((resolve, reject) => {
       const request = (this.secure ? https : http).request(
-        `${this.baseUrl}${path}`,
-        { method: 'POST', agent: this.agent, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, signal },
+        {
+          hostname: this.target.hostname,
+          port: this.target.port,
+          path: `${this.target.pathPrefix}${path}`,
+          method: 'POST',
+          agent: this.agent,
+          headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+          signal,
+        },
         (response) => {
           resolve({
             status: response.statusCode ?? 0,
