@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { GenerateRequest } from '../../src/engine/engine.js';
 import { ChunkDecoder } from '../../src/upstream/openai-compatible/chunk-decoder.js';
-import { readSse } from '../../src/upstream/openai-compatible/read-sse.js';
+import { readSse } from '../../src/upstream/read-sse.js';
 import { toChatBody, toCompletionBody } from '../../src/upstream/openai-compatible/request-body.js';
 import { parseRetryAfter, UpstreamError } from '../../src/upstream/upstream-error.js';
 

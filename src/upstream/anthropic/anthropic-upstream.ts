@@ -3,8 +3,8 @@ import { AbortedError, invalidRequest, TokenmillError } from '../../core/errors.
 import type { EngineEvent, GenerateRequest, Prompt, Usage } from '../../engine/engine.js';
 import { estimatePromptTokens } from '../estimate-tokens.js';
 import { HttpTransport, type TransportResponse } from '../http-transport.js';
-import { readSse } from '../openai-compatible/read-sse.js';
-import { RequestGuard } from '../openai-compatible/request-guard.js';
+import { readSse } from '../read-sse.js';
+import { RequestGuard } from '../request-guard.js';
 import type { Upstream } from '../upstream.js';
 import { parseRetryAfter, UpstreamError } from '../upstream-error.js';
 import { MessageStreamDecoder, StreamErrorEvent, statusOfErrorType, type UpstreamStreamEvent } from './message-stream-decoder.js';

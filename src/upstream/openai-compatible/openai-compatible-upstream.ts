@@ -6,8 +6,8 @@ import { HttpTransport, type TransportResponse } from '../http-transport.js';
 import type { Upstream } from '../upstream.js';
 import { parseRetryAfter, UpstreamError } from '../upstream-error.js';
 import { ChunkDecoder, type WireChunk } from './chunk-decoder.js';
-import { readSse } from './read-sse.js';
-import { RequestGuard } from './request-guard.js';
+import { readSse } from '../read-sse.js';
+import { RequestGuard } from '../request-guard.js';
 import { toChatBody, toCompletionBody, type WireBody } from './request-body.js';
 
 /** Upstream error bodies kept for logs, characters. */
