@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, type SqliteDatabase } from 'kysely';
 import pg from 'pg';
@@ -13,6 +14,27 @@ import type { Tables } from './tables.js';
 
 /** How long a SQLite write waits for another process's write lock before failing with SQLITE_BUSY, ms. */
 const SQLITE_BUSY_TIMEOUT_MS = 5000;
+/** How often the worker thread checkpoints SQLite's write-ahead log, ms. */
+const WAL_CHECKPOINT_INTERVAL_MS = 1000;
+
+/** Starts the WAL checkpointer thread; `stop` runs a last checkpoint and waits for the thread (2 s at most). */
+function startCheckpointer(path: string): { stop: () => Promise<void> } {
+  const worker = new Worker(new URL('./wal-checkpointer.js', import.meta.url), { workerData: { path, intervalMs: WAL_CHECKPOINT_INTERVAL_MS } });
+  worker.unref();
+  // A failing checkpointer only lets the WAL grow; SQLite checkpoints when the last connection closes.
+  worker.on('error', () => {});
+  return {
+    stop: async () => {
+      // Referenced again, so that the process waits for the last checkpoint instead of exiting under it.
+      worker.ref();
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      worker.postMessage('stop');
+      await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 2000))]);
+      await worker.terminate();
+    },
+  };
+}
+
 /** PostgreSQL connections per process. */
 const POSTGRES_POOL_SIZE = 10;
 
@@ -32,13 +54,16 @@ export async function openStore(options: { databaseUrl: string | null; dataDir: 
     database.pragma('synchronous = NORMAL');
     database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     database.pragma('foreign_keys = ON');
+    // Checkpoints run on a worker thread (wal-checkpointer.ts), not inside a request's commit.
+    database.pragma('wal_autocheckpoint = 0');
   } catch (error) {
     database.close();
     throw error;
   }
   const kysely = new Kysely<Tables>({ dialect: new ImmediateSqliteDialect({ database: cachingStatements(database) }) });
+  const checkpointer = startCheckpointer(join(options.dataDir, 'tokenmill.db'));
   // The hot path prepares its statements against the tables, so it is built lazily, after migrations.
-  return new KyselyStore(kysely, sqliteDialect, () => new SqliteHotPath(database, kysely));
+  return new KyselyStore(kysely, sqliteDialect, () => new SqliteHotPath(database, kysely), checkpointer.stop);
 }
 
 /** Statements kept per SQL text; Kysely's queries have a fixed set of shapes, so this stays small. */

@@ -47,7 +47,13 @@ export class KyselyStore implements Store {
   readonly #batches: BatchesRepository;
 
   /** `hotPath`: builds the dialect's hot path; called on first use, after migrations (it may prepare statements). */
-  constructor(db: Kysely<Tables>, dialect: SqlDialect, hotPath: (() => HotPath) | null = null) {
+  constructor(
+    db: Kysely<Tables>,
+    dialect: SqlDialect,
+    hotPath: (() => HotPath) | null = null,
+    /** Runs after the database is closed (stops SQLite's checkpointer thread). */
+    private readonly afterClose: () => Promise<void> = async () => {},
+  ) {
     this.#makeHotPath = hotPath;
     this.#db = db;
     this.#dialect = dialect;
@@ -82,8 +88,9 @@ export class KyselyStore implements Store {
     if (error !== undefined) throw error instanceof Error ? error : new Error(`migration failed: ${String(error)}`);
   }
 
-  close(): Promise<void> {
-    return this.#db.destroy();
+  async close(): Promise<void> {
+    await this.#db.destroy();
+    await this.afterClose();
   }
 
   createAccount(input: { name: string; now: number; limits?: AccountLimits }): Promise<Account> {
