@@ -32,3 +32,8 @@ export function estimatePromptTokens(prompt: Prompt): number {
     }
   }
 }
+
+/** Usage when an upstream reports none: the prompt estimate, and a token per 4 characters of output. */
+export function estimateUsage(prompt: Prompt, outputCharacters: number): { promptTokens: number; cachedTokens: number; completionTokens: number } {
+  return { promptTokens: estimatePromptTokens(prompt), cachedTokens: 0, completionTokens: Math.ceil(outputCharacters / 4) };
+}

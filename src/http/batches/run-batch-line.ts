@@ -1,6 +1,6 @@
 import type { Principal } from '../../core/accounts/authenticator.js';
 import { TokenmillError } from '../../core/errors.js';
-import type { BatchLineRequest, BatchLineResponse, BatchLineRunner } from '../../core/batches/batch-line-runner.js';
+import type { BatchLineRequest, BatchLineRunner } from '../../core/batches/batch-line-runner.js';
 import type { InferenceRequest, TranslateContext } from '../../core/inference/inference-request.js';
 import { planAdmission } from '../../core/inference/plan-admission.js';
 import { runChoices, type ChoiceEvent } from '../../core/inference/run-choices.js';

@@ -1,17 +1,14 @@
 import type { AnthropicDeploymentConfig } from '../../config/schema.js';
-import { AbortedError, invalidRequest, TokenmillError } from '../../core/errors.js';
+import { invalidRequest } from '../../core/errors.js';
 import type { EngineEvent, GenerateRequest, Prompt, Usage } from '../../engine/engine.js';
-import { estimatePromptTokens } from '../estimate-tokens.js';
-import { HttpTransport, type TransportResponse } from '../http-transport.js';
+import { estimatePromptTokens, estimateUsage } from '../estimate-tokens.js';
 import { readSse } from '../read-sse.js';
-import { RequestGuard } from '../request-guard.js';
+import type { RequestGuard } from '../request-guard.js';
 import type { Upstream } from '../upstream.js';
-import { parseRetryAfter, UpstreamError } from '../upstream-error.js';
+import { UpstreamError } from '../upstream-error.js';
+import { UpstreamHttpClient } from '../upstream-http-client.js';
 import { MessageStreamDecoder, StreamErrorEvent, statusOfErrorType, type UpstreamStreamEvent } from './message-stream-decoder.js';
-import { type MessagesBody, toMessagesBody } from './request-body.js';
-
-/** Upstream error bodies kept for logs, characters. */
-const BODY_LIMIT = 4096;
+import { toMessagesBody } from './request-body.js';
 
 /**
  * A model on a server of Anthropic's Messages API (Anthropic, or another Tokenmill's `/v1/messages`): every chat
@@ -20,21 +17,27 @@ const BODY_LIMIT = 4096;
  */
 export class AnthropicUpstream implements Upstream {
   readonly name: string;
-  private readonly baseUrl: string;
-  private readonly headers: Record<string, string>;
-  private readonly transport: HttpTransport;
+  private readonly http: UpstreamHttpClient;
 
   constructor(
     private readonly config: AnthropicDeploymentConfig,
     /** Tokens of context the catalog gives the model (caps the default `max_tokens`). */
     private readonly contextSize: number,
-    private readonly now: () => number = Date.now,
+    now: () => number = Date.now,
   ) {
-    this.baseUrl = config.base_url.replace(/\/+$/, '');
-    this.name = `anthropic ${this.baseUrl} ${config.model}`;
-    this.transport = new HttpTransport(this.baseUrl);
-    this.headers = { 'content-type': 'application/json', accept: 'text/event-stream', 'anthropic-version': config.anthropic_version };
-    if (config.api_key !== null) this.headers['x-api-key'] = config.api_key;
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'text/event-stream', 'anthropic-version': config.anthropic_version };
+    if (config.api_key !== null) headers['x-api-key'] = config.api_key;
+    this.http = new UpstreamHttpClient({
+      kind: 'anthropic',
+      baseUrl: config.base_url,
+      model: config.model,
+      headers,
+      apiKey: config.api_key,
+      timeoutMs: config.timeout_ms,
+      totalTimeoutMs: config.total_timeout_ms,
+      now,
+    });
+    this.name = this.http.name;
   }
 
   countPromptTokens(prompt: Prompt): number {
@@ -43,10 +46,10 @@ export class AnthropicUpstream implements Upstream {
 
   async *generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
     const body = toMessagesBody(request, { model: this.config.model, defaultMaxTokens: this.config.default_max_tokens, contextSize: this.contextSize });
-    const guard = new RequestGuard(signal, this.config.timeout_ms, Math.min(this.config.total_timeout_ms, request.deadline - this.now()));
+    const guard = this.http.guard(signal, request.deadline);
     let finished = false;
     try {
-      const response = await this.post(body, guard);
+      const response = await this.http.post('/v1/messages', body, guard);
       const decoder = new MessageStreamDecoder();
       let yielded = false;
       // Held back until the first content (as the OpenAI-compatible upstream does), so that an upstream that fails
@@ -101,21 +104,7 @@ export class AnthropicUpstream implements Upstream {
   }
 
   close(): void {
-    this.transport.close();
-  }
-
-  /** POSTs the body; an answer other than 2xx becomes an `UpstreamError` holding its status and (scrubbed) body. */
-  private async post(body: MessagesBody, guard: RequestGuard): Promise<TransportResponse> {
-    const response = await this.transport.post('/v1/messages', this.headers, JSON.stringify(body), guard.signal);
-    guard.touch();
-    if (response.status >= 200 && response.status < 300) return response;
-    const text = this.scrub((await response.text().catch(() => '')).slice(0, BODY_LIMIT));
-    throw new UpstreamError(`${this.name} answered ${response.status}`, {
-      deployment: this.name,
-      status: response.status,
-      body: text,
-      retryAfterMs: parseRetryAfter({ get: response.header }, this.now()),
-    });
+    this.http.close();
   }
 
   private parseEvent(data: string): UpstreamStreamEvent {
@@ -125,35 +114,21 @@ export class AnthropicUpstream implements Upstream {
     } catch {
       // Reported below.
     }
-    throw new UpstreamError(`${this.name}: a stream event is not an event`, { deployment: this.name, body: this.scrub(data.slice(0, BODY_LIMIT)), retryable: false });
+    throw this.http.badData('a stream event is not an event', data);
   }
 
-  /** What a thrown error means: the caller left, a timer fired, the connection failed, or the upstream's own error. */
+  /** What a thrown error means: Anthropic's error events, else as for every upstream kind. */
   private failure(error: unknown, guard: RequestGuard): unknown {
-    if (error instanceof UpstreamError || error instanceof AbortedError) return error;
     if (error instanceof StreamErrorEvent) {
       // An error event after the 200 (overloaded_error mostly): as retryable as the status Anthropic gives its type.
-      const body = this.scrub(JSON.stringify({ type: 'error', error: { type: error.errorType, message: error.message } }));
+      const body = this.http.scrub(JSON.stringify({ type: 'error', error: { type: error.errorType, message: error.message } }));
       return new UpstreamError(`${this.name} reported ${error.errorType} in its stream`, { deployment: this.name, status: statusOfErrorType(error.errorType), body });
     }
-    if (guard.reason === 'client') return new AbortedError();
-    if (guard.reason === 'idle' || guard.reason === 'total') {
-      const limit = guard.reason === 'idle' ? `${this.config.timeout_ms} ms without an answer` : 'its total time limit';
-      return new UpstreamError(`${this.name} timed out (${limit})`, { deployment: this.name, timedOut: true, retryable: true, cause: error });
-    }
-    if (error instanceof TokenmillError) return error;
-    const failed = error as { code?: string; message?: string; cause?: { code?: string; message?: string } };
-    const detail = failed.code ?? failed.cause?.code ?? failed.message;
-    return new UpstreamError(`${this.name}: connection failed (${detail})`, { deployment: this.name, retryable: true, cause: error });
+    return this.http.failure(error, guard);
   }
 
   /** The upstream's usage, else the estimate (docs/decisions/0012-upstream-token-estimates.md). */
   private usage(prompt: Prompt, decoder: MessageStreamDecoder): Usage {
-    return decoder.usage ?? { promptTokens: estimatePromptTokens(prompt), cachedTokens: 0, completionTokens: Math.ceil(decoder.outputCharacters / 4) };
-  }
-
-  /** Upstream bodies may echo the key that was sent. */
-  private scrub(text: string): string {
-    return this.config.api_key === null ? text : text.split(this.config.api_key).join('[redacted]');
+    return decoder.usage ?? estimateUsage(prompt, decoder.outputCharacters);
   }
 }

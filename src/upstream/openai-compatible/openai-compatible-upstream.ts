@@ -1,17 +1,12 @@
 import type { OpenAIDeploymentConfig } from '../../config/schema.js';
-import { AbortedError } from '../../core/errors.js';
 import type { EngineEvent, GenerateRequest, Prompt } from '../../engine/engine.js';
-import { estimatePromptTokens, estimateTextTokens } from '../estimate-tokens.js';
-import { HttpTransport, type TransportResponse } from '../http-transport.js';
+import { estimatePromptTokens, estimateTextTokens, estimateUsage } from '../estimate-tokens.js';
 import type { Upstream } from '../upstream.js';
-import { parseRetryAfter, UpstreamError } from '../upstream-error.js';
+import { UpstreamError } from '../upstream-error.js';
+import { UpstreamHttpClient } from '../upstream-http-client.js';
 import { ChunkDecoder, type WireChunk } from './chunk-decoder.js';
 import { readSse } from '../read-sse.js';
-import { RequestGuard } from '../request-guard.js';
-import { toChatBody, toCompletionBody, type WireBody } from './request-body.js';
-
-/** Upstream error bodies kept for logs, characters. */
-const BODY_LIMIT = 4096;
+import { toChatBody, toCompletionBody } from './request-body.js';
 
 /**
  * A model on an OpenAI-compatible server (vLLM, SGLang, llama-server, OpenAI, Together, another Tokenmill): chat
@@ -20,19 +15,25 @@ const BODY_LIMIT = 4096;
  */
 export class OpenAICompatibleUpstream implements Upstream {
   readonly name: string;
-  private readonly baseUrl: string;
-  private readonly headers: Record<string, string>;
-  private readonly transport: HttpTransport;
+  private readonly http: UpstreamHttpClient;
 
   constructor(
     private readonly config: OpenAIDeploymentConfig,
     private readonly now: () => number = Date.now,
   ) {
-    this.baseUrl = config.base_url.replace(/\/+$/, '');
-    this.name = `openai ${this.baseUrl} ${config.model}`;
-    this.transport = new HttpTransport(this.baseUrl);
-    this.headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-    if (config.api_key !== null) this.headers.authorization = `Bearer ${config.api_key}`;
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    if (config.api_key !== null) headers.authorization = `Bearer ${config.api_key}`;
+    this.http = new UpstreamHttpClient({
+      kind: 'openai',
+      baseUrl: config.base_url,
+      model: config.model,
+      headers,
+      apiKey: config.api_key,
+      timeoutMs: config.timeout_ms,
+      totalTimeoutMs: config.total_timeout_ms,
+      now,
+    });
+    this.name = this.http.name;
   }
 
   countPromptTokens(prompt: Prompt): number {
@@ -42,10 +43,10 @@ export class OpenAICompatibleUpstream implements Upstream {
   async *generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
     const chat = request.prompt.kind === 'chat';
     const body = chat ? toChatBody(request, this.config.model) : toCompletionBody(request, this.config.model);
-    const guard = this.guard(signal, request.deadline);
+    const guard = this.http.guard(signal, request.deadline);
     let finished = false;
     try {
-      const response = await this.post(chat ? '/chat/completions' : '/completions', body, guard);
+      const response = await this.http.post(chat ? '/chat/completions' : '/completions', body, guard);
       const decoder = new ChunkDecoder();
       let yielded = false;
       let done = false;
@@ -74,7 +75,7 @@ export class OpenAICompatibleUpstream implements Upstream {
           throw new UpstreamError(`${this.name}: the stream ended before its end`, { deployment: this.name, retryable: true });
         }
       } catch (error) {
-        const failure = this.failure(error, guard);
+        const failure = this.http.failure(error, guard);
         if (!yielded) throw failure;
         yield { type: 'end', finishReason: 'cancelled', usage: this.usage(request.prompt, decoder), error: failure };
         return;
@@ -82,16 +83,16 @@ export class OpenAICompatibleUpstream implements Upstream {
       finished = true;
       yield { type: 'end', finishReason: decoder.finishReason ?? 'stop', usage: this.usage(request.prompt, decoder) };
     } catch (error) {
-      throw this.failure(error, guard);
+      throw this.http.failure(error, guard);
     } finally {
       guard.dispose(!finished);
     }
   }
 
   async embed(inputs: Array<string | number[]>, signal: AbortSignal): Promise<{ vectors: number[][]; promptTokens: number }> {
-    const guard = this.guard(signal, this.now() + this.config.total_timeout_ms);
+    const guard = this.http.guard(signal, this.now() + this.config.total_timeout_ms);
     try {
-      const response = await this.post('/embeddings', { model: this.config.model, input: inputs, encoding_format: 'float' }, guard);
+      const response = await this.http.post('/embeddings', { model: this.config.model, input: inputs, encoding_format: 'float' }, guard);
       const parsed = JSON.parse(await response.text()) as { data?: Array<{ index?: number; embedding?: number[] }>; usage?: { prompt_tokens?: number } };
       const data = [...(parsed.data ?? [])].sort((a, b) => (a.index ?? 0) - (b.index ?? 0));
       if (data.length !== inputs.length || data.some((item) => !Array.isArray(item.embedding))) {
@@ -100,32 +101,14 @@ export class OpenAICompatibleUpstream implements Upstream {
       const estimated = inputs.reduce<number>((sum, input) => sum + (typeof input === 'string' ? estimateTextTokens(input) : input.length), 0);
       return { vectors: data.map((item) => normalize(item.embedding!)), promptTokens: parsed.usage?.prompt_tokens ?? estimated };
     } catch (error) {
-      throw this.failure(error, guard);
+      throw this.http.failure(error, guard);
     } finally {
       guard.dispose(false);
     }
   }
 
-  private guard(signal: AbortSignal, deadline: number): RequestGuard {
-    return new RequestGuard(signal, this.config.timeout_ms, Math.min(this.config.total_timeout_ms, deadline - this.now()));
-  }
-
-  /** POSTs a JSON body; an answer other than 2xx becomes an `UpstreamError` holding its status and body. */
-  private async post(path: string, body: WireBody, guard: RequestGuard): Promise<TransportResponse> {
-    const response = await this.transport.post(path, this.headers, JSON.stringify(body), guard.signal);
-    guard.touch();
-    if (response.status >= 200 && response.status < 300) return response;
-    const text = this.scrub((await response.text().catch(() => '')).slice(0, BODY_LIMIT));
-    throw new UpstreamError(`${this.name} answered ${response.status}`, {
-      deployment: this.name,
-      status: response.status,
-      body: text,
-      retryAfterMs: parseRetryAfter({ get: response.header }, this.now()),
-    });
-  }
-
   close(): void {
-    this.transport.close();
+    this.http.close();
   }
 
   private parseChunk(data: string): WireChunk {
@@ -133,36 +116,18 @@ export class OpenAICompatibleUpstream implements Upstream {
     try {
       chunk = JSON.parse(data) as WireChunk;
     } catch {
-      throw new UpstreamError(`${this.name}: a stream chunk is not JSON`, { deployment: this.name, body: this.scrub(data.slice(0, BODY_LIMIT)), retryable: false });
+      throw this.http.badData('a stream chunk is not JSON', data);
     }
     if (chunk.error !== undefined && chunk.error !== null) {
       // An error the upstream reported in the stream, after its 200: its body says what; not retried.
-      throw new UpstreamError(`${this.name} reported an error in its stream`, { deployment: this.name, body: this.scrub(data.slice(0, BODY_LIMIT)), retryable: false });
+      throw this.http.badData('reported an error in its stream', data);
     }
     return chunk;
   }
 
-  /** What a thrown error means: the caller left, a timer fired, the connection failed, or the upstream's own error. */
-  private failure(error: unknown, guard: RequestGuard): unknown {
-    if (error instanceof UpstreamError || error instanceof AbortedError) return error;
-    if (guard.reason === 'client') return new AbortedError();
-    if (guard.reason === 'idle' || guard.reason === 'total') {
-      const limit = guard.reason === 'idle' ? `${this.config.timeout_ms} ms without an answer` : 'its total time limit';
-      return new UpstreamError(`${this.name} timed out (${limit})`, { deployment: this.name, timedOut: true, retryable: true, cause: error });
-    }
-    const failed = error as { code?: string; message?: string; cause?: { code?: string; message?: string } };
-    const detail = failed.code ?? failed.cause?.code ?? failed.message;
-    return new UpstreamError(`${this.name}: connection failed (${detail})`, { deployment: this.name, retryable: true, cause: error });
-  }
-
   /** The upstream's usage, else the estimate (docs/decisions/0012-upstream-token-estimates.md). */
   private usage(prompt: Prompt, decoder: ChunkDecoder) {
-    return decoder.usage ?? { promptTokens: estimatePromptTokens(prompt), cachedTokens: 0, completionTokens: Math.ceil(decoder.outputCharacters / 4) };
-  }
-
-  /** Upstream bodies may echo the key that was sent (e.g. "Incorrect API key provided: sk-..."). */
-  private scrub(text: string): string {
-    return this.config.api_key === null ? text : text.split(this.config.api_key).join('[redacted]');
+    return decoder.usage ?? estimateUsage(prompt, decoder.outputCharacters);
   }
 }
 

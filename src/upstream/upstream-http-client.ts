@@ -1,0 +1,87 @@
+import { AbortedError, TokenmillError } from '../core/errors.js';
+import { HttpTransport, type TransportResponse } from './http-transport.js';
+import { RequestGuard } from './request-guard.js';
+import { parseRetryAfter, UpstreamError } from './upstream-error.js';
+
+/** Upstream bodies kept in errors (for logs), characters. */
+const BODY_LIMIT = 4096;
+
+export interface UpstreamHttpClientOptions {
+  /** `openai`, `anthropic`: names the deployment in errors and logs with the base URL and model. */
+  kind: string;
+  baseUrl: string;
+  model: string;
+  /** Headers of every request, the key included. */
+  headers: Record<string, string>;
+  /** Scrubbed from every upstream body kept in an error (upstreams may echo it). */
+  apiKey: string | null;
+  /** Longest wait for the first byte or between chunks, ms. */
+  timeoutMs: number;
+  /** Longest a request may take in all, ms. */
+  totalTimeoutMs: number;
+  now: () => number;
+}
+
+/**
+ * What every upstream kind does the same over HTTP: its request guard (timeouts and the caller's abort), JSON POSTs
+ * whose non-2xx answers become `UpstreamError`s (status, scrubbed body, retry-after), and the meaning of a thrown
+ * error. Kinds differ only in their wire formats.
+ */
+export class UpstreamHttpClient {
+  readonly name: string;
+  private readonly transport: HttpTransport;
+
+  constructor(private readonly options: UpstreamHttpClientOptions) {
+    const baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.name = `${options.kind} ${baseUrl} ${options.model}`;
+    this.transport = new HttpTransport(baseUrl);
+  }
+
+  /** The guard of one request ending by `deadline` (ms since epoch) at the latest. */
+  guard(signal: AbortSignal, deadline: number): RequestGuard {
+    return new RequestGuard(signal, this.options.timeoutMs, Math.min(this.options.totalTimeoutMs, deadline - this.options.now()));
+  }
+
+  /** POSTs a JSON body; an answer other than 2xx becomes an `UpstreamError` holding its status and body. */
+  async post(path: string, body: unknown, guard: RequestGuard): Promise<TransportResponse> {
+    const response = await this.transport.post(path, this.options.headers, JSON.stringify(body), guard.signal);
+    guard.touch();
+    if (response.status >= 200 && response.status < 300) return response;
+    const text = this.scrub((await response.text().catch(() => '')).slice(0, BODY_LIMIT));
+    throw new UpstreamError(`${this.name} answered ${response.status}`, {
+      deployment: this.name,
+      status: response.status,
+      body: text,
+      retryAfterMs: parseRetryAfter({ get: response.header }, this.options.now()),
+    });
+  }
+
+  /** An error for stream data the upstream should not have sent (`what`: e.g. "a stream chunk is not JSON"); not retried. */
+  badData(what: string, data: string): UpstreamError {
+    return new UpstreamError(`${this.name}: ${what}`, { deployment: this.name, body: this.scrub(data.slice(0, BODY_LIMIT)), retryable: false });
+  }
+
+  /** What a thrown error means: the caller left, a timer fired, the connection failed, or a typed error as it is. */
+  failure(error: unknown, guard: RequestGuard): unknown {
+    if (error instanceof UpstreamError || error instanceof AbortedError) return error;
+    if (guard.reason === 'client') return new AbortedError();
+    if (guard.reason === 'idle' || guard.reason === 'total') {
+      const limit = guard.reason === 'idle' ? `${this.options.timeoutMs} ms without an answer` : 'its total time limit';
+      return new UpstreamError(`${this.name} timed out (${limit})`, { deployment: this.name, timedOut: true, retryable: true, cause: error });
+    }
+    if (error instanceof TokenmillError) return error;
+    const failed = error as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+    const detail = failed.code ?? failed.cause?.code ?? failed.message;
+    return new UpstreamError(`${this.name}: connection failed (${detail})`, { deployment: this.name, retryable: true, cause: error });
+  }
+
+  /** Upstream bodies may echo the key that was sent (e.g. "Incorrect API key provided: sk-..."). */
+  scrub(text: string): string {
+    return this.options.apiKey === null ? text : text.split(this.options.apiKey).join('[redacted]');
+  }
+
+  /** Closes idle keep-alive connections. */
+  close(): void {
+    this.transport.close();
+  }
+}
