@@ -3,6 +3,7 @@ import { installChildCleanup } from './child-processes.js';
 import { startInstantUpstream } from './instant-upstream.js';
 import { startTokenmill } from './server-process.js';
 import { summarize, type Summary } from './stats.js';
+import { postJson } from './post-json.js';
 
 /**
  * `node dist/bench/gateway.js [--rounds N] [--seconds S]`: what Tokenmill adds in front of an upstream. An upstream
@@ -21,25 +22,7 @@ function option(name: string, fallback: number): number {
 }
 
 function post(url: string, body: string, key: string | null): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      url,
-      {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(key ? { authorization: `Bearer ${key}` } : {}) },
-        timeout: 30_000,
-      },
-      (response) => {
-        let text = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => (text += chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
-      },
-    );
-    request.on('error', reject);
-    request.end(body);
-  });
+  return postJson(agent, url, body, key);
 }
 
 async function timed(url: string, body: string, key: string | null): Promise<number> {

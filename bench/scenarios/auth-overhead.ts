@@ -3,6 +3,7 @@ import { BENCH_MODELS } from '../bench-models.js';
 import { installChildCleanup } from '../child-processes.js';
 import { startTokenmill, type TokenmillServer } from '../server-process.js';
 import { summarize, type Summary } from '../stats.js';
+import { postJson } from '../post-json.js';
 
 /**
  * What the accounts path (key lookup, rate limits, fund reservation, usage record and settlement) adds to a request:
@@ -35,26 +36,7 @@ async function startServer(auth: boolean, env: Record<string, string>): Promise<
 }
 
 function post(url: string, path: string, body: unknown, key: string | null): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const payload = JSON.stringify(body);
-    const request = http.request(
-      `${url}${path}`,
-      {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...(key ? { authorization: `Bearer ${key}` } : {}) },
-        timeout: 30_000,
-      },
-      (response) => {
-        let text = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => (text += chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
-      },
-    );
-    request.on('error', reject);
-    request.end(payload);
-  });
+  return postJson(agent, `${url}${path}`, JSON.stringify(body), key);
 }
 
 async function timed(url: string, key: string | null): Promise<number> {
