@@ -93,10 +93,10 @@ export class PrefixCache {
         // A failed load leaves the sequence empty: the prompt is then computed in full.
         if (stored !== null) await this.disk.load(this.hooks, slot.sequence, stored.entry, usable).catch(() => {});
       }
-      // Hot: copied from another sequence, or reused in place. The save waits for the decode in progress, and
-      // does nothing when the disk already holds the prefix.
+      // Whatever the slot now holds was computed before (in place, in another sequence, or on disk): hot. The save
+      // waits for the decode in progress, and does nothing when the disk already holds the prefix.
       const held = commonPrefixLength(slot.sequence.contextTokens, usable);
-      if (this.disk !== null && held > 0 && (held > own || own > 0)) void this.disk.save(this.hooks, slot.sequence, scope, usable, held);
+      if (this.disk !== null && held > 0) void this.disk.save(this.hooks, slot.sequence, scope, usable, held);
     }
     const reuse = commonPrefixLength(slot.sequence.contextTokens, usable);
     await this.hooks.truncate(slot.sequence, reuse);

@@ -11,6 +11,7 @@ import { translateCompletionRequest } from '../../core/translate/openai-completi
 import { chatCompletionRequestSchema } from '../../protocol/openai/chat-completions.js';
 import { completionRequestSchema } from '../../protocol/openai/completions.js';
 import { embeddingRequestSchema, type EmbeddingList } from '../../protocol/openai/embeddings.js';
+import { encodeEmbeddings } from '../encoders/openai-embeddings.js';
 import type { AppDependencies } from '../app.js';
 import { requireModelAccess } from '../authenticate.js';
 import { ChatCompletionCollector } from '../encoders/openai-chat.js';
@@ -131,15 +132,5 @@ async function embed(deps: AppDependencies, line: RunnableLine, state: { ticket:
   const { vectors, promptTokens } = await deps.engine.embed(wire.model, inputs, line.signal);
   // The meter bills what an `end` event reports; embeddings have one count.
   meter.observe({ type: 'end', index: 0, finishReason: 'stop', usage: { promptTokens, cachedTokens: 0, completionTokens: 0 } });
-  const base64 = wire.encoding_format === 'base64';
-  return {
-    object: 'list',
-    data: vectors.map((vector, index) => ({
-      object: 'embedding',
-      index,
-      embedding: base64 ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector,
-    })),
-    model: wire.model,
-    usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
-  };
+  return encodeEmbeddings(vectors, wire.model, promptTokens, wire.encoding_format);
 }

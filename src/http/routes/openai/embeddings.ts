@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { invalidRequest } from '../../../core/errors.js';
-import { embeddingRequestSchema, type EmbeddingList } from '../../../protocol/openai/embeddings.js';
+import { embeddingRequestSchema } from '../../../protocol/openai/embeddings.js';
+import { encodeEmbeddings } from '../../encoders/openai-embeddings.js';
 import type { AppDependencies } from '../../app.js';
 import { parseBody } from '../../parse-body.js';
 import { authenticate, requireModelAccess } from '../../authenticate.js';
@@ -41,17 +42,7 @@ export function registerEmbeddings(app: FastifyInstance, deps: AppDependencies):
         throw error;
       });
       promptTokensUsed = promptTokens;
-      const base64 = wire.encoding_format === 'base64';
-      const body: EmbeddingList = {
-        object: 'list',
-        data: vectors.map((vector, index) => ({
-          object: 'embedding',
-          index,
-          embedding: base64 ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector,
-        })),
-        model: wire.model,
-        usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
-      };
+      const body = encodeEmbeddings(vectors, wire.model, promptTokens, wire.encoding_format);
       return reply.headers(ticket ? formatRateLimitHeaders(ticket.headers) : {}).send(body);
     } finally {
       client.release();
