@@ -137,7 +137,7 @@ describe('a gateway with a kind: anthropic upstream model', () => {
   });
 
   test('tools, Anthropic client: tool_choice any gives a tool_use with parsed input; the result goes back as tool_result', async () => {
-    const request = { model: REMOTE, max_tokens: 60, tools: [weather], tool_choice: { type: 'any' as const, disable_parallel_tool_use: true } };
+    const request = { model: REMOTE, max_tokens: 60, tools: [weather], tool_choice: { type: 'any' as const, disable_parallel_tool_use: true }, ...GREEDY };
     const messages: Anthropic.MessageParam[] = [{ role: 'user', content: 'What is the weather in Paris?' }];
     const called = await anthropic.messages.create({ ...request, messages });
     assert.equal(called.stop_reason, 'tool_use');
@@ -170,6 +170,8 @@ describe('a gateway with a kind: anthropic upstream model', () => {
       tool_choice: 'required' as const,
       parallel_tool_calls: false,
       max_tokens: 60,
+      // Greedy: sampled whitespace inside the call could run past max_tokens and make the test flaky.
+      temperature: 0,
     };
     const response = await openai.chat.completions.create(request);
     const choice = response.choices[0];
