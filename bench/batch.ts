@@ -30,6 +30,7 @@ async function main(): Promise<void> {
   const server = await startTokenmill({
     modelId: model.id,
     modelPath: model.path,
+    flashAttention: model.flashAttention,
     sequences,
     threads: 1,
     contextSize: 2048,

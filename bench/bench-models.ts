@@ -13,6 +13,8 @@ export interface BenchModel {
   path: string;
   /** One line on why this model is in the bench. */
   role: string;
+  /** llama.cpp flash attention, as the bundled catalog sets it (server and ceiling alike). */
+  flashAttention: boolean | 'auto';
 }
 
 const BENCH58M_PATH = path.join(benchCacheDirectory, 'bench58m.gguf');
@@ -24,12 +26,14 @@ export const BENCH_MODELS: Record<ModelName, BenchModel> = {
     id: 'stories-260k',
     path: path.join(repositoryRoot, 'models', 'stories260K.gguf'),
     role: 'tiny (260K params): per-token overhead dominates',
+    flashAttention: false,
   },
   bench58m: {
     name: 'bench58m',
     id: 'bench58m',
     path: BENCH58M_PATH,
     role: 'random Q8_0 weights, 58M params: compute dominates',
+    flashAttention: 'auto',
   },
 };
 

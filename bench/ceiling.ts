@@ -4,6 +4,7 @@
  *
  *   node dist/bench/ceiling.js --model PATH --concurrency 1,4,8,16 --requests 8,8,16,32 \
  *     [--sequences 16] [--threads 1] [--context-size 2048] [--max-tokens 128] [--prompt-tokens 100] [--temperature 0.7]
+ *     [--flash-attention auto|true|false]
  *
  * Like the server: one context with `sequences` sequences; at concurrency C, C sequences run requests in waves (see
  * runLevel): clear the sequence, evaluate a unique prompt, take `maxTokens` tokens.
@@ -60,6 +61,8 @@ export interface CeilingOptions {
   maxTokens: number;
   promptTokens: number;
   temperature: number;
+  /** llama.cpp flash attention, as the server's catalog sets it. */
+  flashAttention: boolean | 'auto';
 }
 
 interface GenerationTiming {
@@ -77,6 +80,7 @@ async function main(): Promise<void> {
     contextSize: options.contextSize,
     batchSize: Math.min(512, options.contextSize * options.sequences),
     threads: options.threads,
+    flashAttention: options.flashAttention,
   });
   const sequences = Array.from({ length: options.sequences }, () => context.getSequence({ contextShift: { size: 0 } }));
   // Warm-up: the first evaluation allocates buffers.
@@ -201,6 +205,7 @@ function readOptions(): CeilingOptions {
       'max-tokens': { type: 'string', default: '128' },
       'prompt-tokens': { type: 'string', default: '100' },
       temperature: { type: 'string', default: '0.7' },
+      'flash-attention': { type: 'string', default: 'auto' },
       'exit-with-parent': { type: 'boolean', default: false },
     },
     strict: true,
@@ -224,7 +229,14 @@ function readOptions(): CeilingOptions {
     maxTokens: parsePositiveInteger(values['max-tokens'], '--max-tokens'),
     promptTokens: parsePositiveInteger(values['prompt-tokens'], '--prompt-tokens'),
     temperature,
+    flashAttention: parseFlashAttention(values['flash-attention']),
   };
+}
+
+function parseFlashAttention(text: string): boolean | 'auto' {
+  if (text === 'auto') return 'auto';
+  if (text === 'true' || text === 'false') return text === 'true';
+  throw new Error(`--flash-attention must be auto, true or false, got '${text}'`);
 }
 
 /** The parent holds our stdin open; when it dies, stdin ends and so do we (no orphaned process). */

@@ -22,6 +22,7 @@ export async function runCeiling(options: CeilingRunOptions): Promise<CeilingRes
     '--max-tokens', String(options.maxTokens),
     '--prompt-tokens', String(options.promptTokens),
     '--temperature', String(options.temperature),
+    '--flash-attention', String(options.flashAttention),
     '--exit-with-parent',
   ];
   // stdin stays open and unused: the child exits when it closes, i.e. when this process dies.

@@ -49,12 +49,15 @@ async function main(): Promise<void> {
   console.log(`\nTokenmill bench: ${formatMachine(machine)}`);
   console.log(`command: ${command}`);
   console.log(
-    `config: ${options.sequences} sequences, ${THREADS} thread, context ${CONTEXT_SIZE}/sequence; ` +
+    `config: ${options.sequences} sequences, ${THREADS} thread (the server's big batches: batch_threads auto), context ${CONTEXT_SIZE}/sequence; ` +
       `${options.endpoint} endpoint, streaming, ${options.maxTokens} output tokens (ignore_eos), temperature ${TEMPERATURE}`,
   );
   for (const report of reports) {
     const ceilingPrompt = report.ceiling ? `, ceiling prompt ${report.ceiling.promptTokens} tokens` : '';
-    console.log(`\n### ${report.model.name} (${report.model.role}); server prompt ${report.promptTokens.toFixed(0)} tokens${ceilingPrompt}\n`);
+    console.log(
+      `\n### ${report.model.name} (${report.model.role}); flash attention ${report.model.flashAttention}; ` +
+        `server prompt ${report.promptTokens.toFixed(0)} tokens${ceilingPrompt}\n`,
+    );
     console.log(formatModelTable(report));
     console.log(`\nCPU per output token (${report.model.name}):\n`);
     console.log(formatCpuTable(report));
@@ -86,6 +89,7 @@ async function measureServer(model: BenchModel, options: BenchOptions): Promise<
   const server = await startTokenmill({
     modelId: model.id,
     modelPath: model.path,
+    flashAttention: model.flashAttention,
     sequences: options.sequences,
     threads: THREADS,
     contextSize: CONTEXT_SIZE,
@@ -119,6 +123,7 @@ async function measureCeiling(model: BenchModel, options: BenchOptions, promptTo
   try {
     return await runCeiling({
       modelPath: model.path,
+      flashAttention: model.flashAttention,
       concurrency: options.concurrency,
       requests: options.concurrency.map((concurrency) => requestsForLevel(options, concurrency)),
       sequences: options.sequences,

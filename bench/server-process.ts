@@ -26,6 +26,8 @@ export interface TokenmillServerOptions {
   env?: Record<string, string>;
   /** The catalog's `models` instead of the one GGUF model (e.g. upstream deployments); the model fields are then unused. */
   catalogModels?: Array<Record<string, unknown>>;
+  /** llama.cpp flash attention of the model (default: llama.cpp's choice). */
+  flashAttention?: boolean | 'auto';
   /** Extra node flags for the server process (e.g. --cpu-prof). */
   nodeFlags?: string[];
 }
@@ -95,6 +97,7 @@ function catalog(options: TokenmillServerOptions, dataDirectory: string): Record
         context_size: options.contextSize,
         sequences: options.sequences,
         threads: options.threads,
+        flash_attention: options.flashAttention ?? 'auto',
         max_queue: 256,
         embeddings: false,
       },

@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   if (!model) throw new Error(`unknown model '${modelName}'; use stories or bench58m`);
   if (modelName === 'bench58m') await ensureBench58m(log);
   log(formatMachine(describeMachine()));
-  const server = await startTokenmill({ modelId: model.id, modelPath: model.path, sequences: 8, threads: 1, contextSize: 2048, readyTimeoutMs: 120_000 });
+  const server = await startTokenmill({ modelId: model.id, modelPath: model.path, flashAttention: model.flashAttention, sequences: 8, threads: 1, contextSize: 2048, readyTimeoutMs: 120_000 });
   try {
     const levels = await runSharedPrefix({
       baseUrl: server.baseUrl,

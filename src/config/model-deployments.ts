@@ -14,6 +14,8 @@ export function modelDeployments(model: ModelConfig): DeploymentConfig[] {
       sequences: model.sequences,
       threads: model.threads,
       batch_threads: model.batch_threads,
+      batch_threads_min_tokens: model.batch_threads_min_tokens,
+      flash_attention: model.flash_attention,
       batch_size: model.batch_size,
       max_queue: model.max_queue,
       chat_template: model.chat_template,

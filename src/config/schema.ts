@@ -26,8 +26,19 @@ const llamaSettings = {
   sequences: z.number().int().min(1).max(256).default(8),
   /** llama.cpp threads. 1 is fastest for small models on small machines (measured; see README). */
   threads: z.number().int().min(1).max(256).default(1),
-  /** llama.cpp threads for steps that evaluate more than one token (prompts, several sequences). null: `threads`. */
-  batch_threads: z.number().int().min(1).max(256).nullable().default(null),
+  /**
+   * llama.cpp threads for big batches (prompts, several sequences decoding together), as llama-server's `-tb`.
+   * `auto`: the machine's cores (never fewer than `threads`); null: `threads` (no split).
+   */
+  batch_threads: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).nullable().default('auto'),
+  /**
+   * The fewest tokens a batch needs to run on `batch_threads` (smaller ones run on `threads`). null: from the model's
+   * size, so that a batch holds about 256 MiB of weights x tokens (2 tokens at least): extra threads only pay for
+   * themselves on enough work, and cost up to 15x on tiny steps (docs/decisions/0016).
+   */
+  batch_threads_min_tokens: z.number().int().min(1).max(1 << 20).nullable().default(null),
+  /** llama.cpp's flash attention: `auto` (llama.cpp decides: on where the backend has it), or forced on or off. */
+  flash_attention: z.union([z.literal('auto'), z.boolean()]).default('auto'),
   /** Tokens per llama.cpp batch (prompt evaluation chunk). */
   batch_size: z.number().int().min(8).max(65536).default(512),
   /** Requests that may wait beyond the busy sequences; more get 429. */

@@ -215,5 +215,12 @@ describe('POST /v1/completions', () => {
     const stopped = await greedy(PROMPT, { max_tokens: 30, stop: [stop] });
     assert.equal(stopped.choices[0].text, full.slice(0, full.indexOf(stop)));
     assert.equal(stopped.choices[0].finish_reason, 'stop');
+    // The token computed ahead of a stop (pipelined generation) is neither emitted nor billed, and the prompt cache
+    // that reuses its sequence still gives the same greedy answers.
+    assert.ok(stopped.usage!.completion_tokens < 30, `completion_tokens ${stopped.usage!.completion_tokens}`);
+    const again = await greedy(PROMPT, { max_tokens: 30, stop: [stop] });
+    assert.equal(again.choices[0].text, stopped.choices[0].text);
+    assert.equal(again.usage!.completion_tokens, stopped.usage!.completion_tokens);
+    assert.equal((await greedy(PROMPT, { max_tokens: 30 })).choices[0].text, full);
   });
 });

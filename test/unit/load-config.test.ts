@@ -146,3 +146,22 @@ test('batch and file settings: defaults, file, environment', () => {
   assert.throws(() => loadConfig({ configPath: file, env: { TOKENMILL_BATCH_CONCURRENCY: 'many' } }), ConfigError);
   assert.throws(() => loadConfig({ configPath: file, env: { TOKENMILL_BATCH_DISCOUNT: '2' } }), ConfigError);
 });
+
+test('thread split and flash attention: defaults, explicit values, and bad values', () => {
+  const defaults = loadConfig({ configPath: writeConfig('models:\n  - id: m\n    path: m.gguf\n'), env: {} }).models[0];
+  assert.equal(defaults.batch_threads, 'auto');
+  assert.equal(defaults.batch_threads_min_tokens, null);
+  assert.equal(defaults.flash_attention, 'auto');
+  const explicit = loadConfig({
+    configPath: writeConfig('models:\n  - id: m\n    path: m.gguf\n    batch_threads: null\n    batch_threads_min_tokens: 16\n    flash_attention: false\n'),
+    env: {},
+  }).models[0];
+  assert.equal(explicit.batch_threads, null);
+  assert.equal(explicit.batch_threads_min_tokens, 16);
+  assert.equal(explicit.flash_attention, false);
+  const bundled = loadConfig({ env: {} }).models.find((model) => model.id === 'stories-260k');
+  assert.equal(bundled?.flash_attention, false);
+  for (const bad of ['batch_threads: many', 'batch_threads: 0', 'batch_threads_min_tokens: 0', 'flash_attention: sometimes']) {
+    assert.throws(() => loadConfig({ configPath: writeConfig(`models:\n  - id: m\n    path: m.gguf\n    ${bad}\n`), env: {} }), ConfigError, bad);
+  }
+});

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import {
   LlamaGrammarEvaluationState,
   type ChatWrapper,
@@ -18,7 +19,7 @@ import { commonPrefixLength, PrefixCache, type Slot } from './prefix-cache.js';
 import { TextOutputReader, type OutputReader } from './output-reader.js';
 import { planSampling } from './sampling-options.js';
 import { SlotScheduler } from './slot-scheduler.js';
-import { NativeContextHooks } from './native-context.js';
+import { NativeContextHooks, type ThreadSplit } from './native-context.js';
 import { StopMatcher } from './stop-matcher.js';
 import { TokenTextDecoder } from './token-text-decoder.js';
 import { selectToolCallFormat } from './tool-calls/select-tool-call-format.js';
@@ -56,6 +57,7 @@ export class LlamaModelRunner {
     private readonly chatWrapper: ChatWrapper,
     slots: Slot[],
     private readonly prefixes: PrefixCache,
+    private readonly hooks: NativeContextHooks,
   ) {
     this.info = {
       id: config.id,
@@ -79,14 +81,15 @@ export class LlamaModelRunner {
       contextSize,
       batchSize: Math.min(config.batch_size, contextSize * config.sequences),
       threads: config.threads,
+      flashAttention: config.flash_attention,
     });
-    const hooks = NativeContextHooks.attach(context, config.threads, config.batch_threads ?? config.threads);
+    const hooks = NativeContextHooks.attach(context, threadSplit(config, model.size));
     const slots: Slot[] = [];
     for (let index = 0; index < config.sequences; index++) {
       slots.push({ sequence: context.getSequence({ contextShift: { size: 0 } }), lastUsed: 0, scope: null, pin: null });
     }
     const prefixes = await PrefixCache.create(slots, hooks, config, promptCacheDirectory);
-    return new LlamaModelRunner(config, model, context, createChatWrapper(model, config.chat_template), slots, prefixes);
+    return new LlamaModelRunner(config, model, context, createChatWrapper(model, config.chat_template), slots, prefixes, hooks);
   }
 
   get queueDepth(): number {
@@ -213,29 +216,44 @@ export class LlamaModelRunner {
     let stopSequence: string | undefined;
     /** Why generation ended early: the client's abort, the deadline, or an engine failure. */
     let interruption: unknown = null;
+    // Pipelined: the next token is asked for (node-llama-cpp queues its decode) as soon as the one in hand is known to
+    // be wanted, and the one in hand is handled (text, stop strings, events, the client's SSE chunk) once that decode
+    // has started, beside llama.cpp's work rather than before it. The first token is handled at once (it is the
+    // client's time to first token). A stop string found in the text costs one token computed for nothing; it is
+    // never emitted. Penalties and biases see each token before the next one is sampled (observe comes first).
+    let pending: Promise<IteratorResult<Token | { token: Token; probabilities?: Map<Token, number> }>> | null = iterator.next();
     try {
-      for await (const item of iterator) {
-        if (completionTokens === 0) {
-          yield processed;
-        }
+      while (pending !== null) {
+        const step = await pending;
+        pending = null;
+        if (step.done) break;
+        const item = step.value;
         const token = typeof item === 'number' ? item : item.token;
         completionTokens++;
-        if (signal.aborted) {
-          interruption = new AbortedError();
+        const interrupted = signal.aborted
+          ? new AbortedError()
+          : preempted.aborted
+            ? new TokenmillError('overloaded', 'preempted', 'A more urgent request needed this sequence; run this one again later.', { retryAfterSeconds: 0 })
+            : null;
+        const stopToken = interrupted === null && stopTokens.has(token);
+        const overdue = Date.now() > request.deadline;
+        if (interrupted === null) plan.observe(token);
+        if (interrupted === null && !stopToken && !overdue && completionTokens < maxTokens) {
+          pending = iterator.next();
+          if (completionTokens > 1) await Promise.race([this.hooks.nextDecodeStarted(), pending]);
+        }
+        if (completionTokens === 1) yield processed;
+        if (interrupted !== null) {
+          interruption = interrupted;
           break;
         }
-        if (preempted.aborted) {
-          interruption = new TokenmillError('overloaded', 'preempted', 'A more urgent request needed this sequence; run this one again later.', { retryAfterSeconds: 0 });
-          break;
-        }
-        plan.observe(token);
-        if (stopTokens.has(token)) {
+        if (stopToken) {
           stopped = true;
           break;
         }
         const match = stopMatcher.push(decoder.push(token));
         const logprobs =
-          topLogprobs === null || typeof item === 'number'
+          topLogprobs === null || typeof item === 'number' || item.probabilities === undefined
             ? null
             : [this.logprobOf(token, previousToken, item.probabilities, topLogprobs)];
         previousToken = token;
@@ -249,7 +267,7 @@ export class LlamaModelRunner {
           finishReason = 'length';
           break;
         }
-        if (Date.now() > request.deadline) {
+        if (overdue) {
           interruption = new TokenmillError('timeout', 'request_timeout', 'The request exceeded its deadline.');
           break;
         }
@@ -258,6 +276,11 @@ export class LlamaModelRunner {
       // Nothing was generated: the request failed before it started, and there is nothing to account for.
       if (completionTokens === 0) throw error;
       interruption = error;
+    } finally {
+      // The sequence must be idle before it is released: the token asked for ahead is waited for, then the
+      // generator is closed (as a for-await loop would).
+      if (pending !== null) await pending.catch(() => undefined);
+      await iterator.return(undefined).catch(() => undefined);
     }
     const usage = { promptTokens: prompt.tokens.length, cachedTokens, completionTokens, cacheWriteTokens };
     if (interruption !== null) {
@@ -386,6 +409,21 @@ export class LlamaModelRunner {
     }
     return { token: text, logprob: Math.log(probabilities.get(token) ?? 0), bytes: utf8Bytes(text), top: alternatives };
   }
+}
+
+/** Weights x tokens a batch needs before `batch_threads: auto` splits it over more threads (docs/decisions/0016). */
+const BATCH_WORK_FOR_MORE_THREADS = 256 * 1024 * 1024;
+
+/** The model's thread split: `batch_threads` and the batch size from which it applies (see the catalog schema). */
+export function threadSplit(
+  config: Pick<LocalModelConfig, 'threads' | 'batch_threads' | 'batch_threads_min_tokens'>,
+  modelBytes: number,
+  cores = availableParallelism(),
+): ThreadSplit {
+  const batchThreads =
+    config.batch_threads === null ? config.threads : config.batch_threads === 'auto' ? Math.max(cores, config.threads) : config.batch_threads;
+  const batchMinTokens = config.batch_threads_min_tokens ?? Math.max(2, Math.ceil(BATCH_WORK_FOR_MORE_THREADS / Math.max(1, modelBytes)));
+  return { threads: config.threads, batchThreads, batchMinTokens };
 }
 
 function findEogTokens(model: LlamaModel, size: number): Token[] {

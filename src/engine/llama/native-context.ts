@@ -8,7 +8,7 @@ import type { LlamaContext, LlamaContextSequence, Token } from 'node-llama-cpp';
  * pinned to exactly that version, and `attach` checks the private shape and refuses to start if it ever differs.
  * See docs/decisions/0002-thread-split.md and 0007-truncate-without-the-context-lock.md.
  *
- * 1. Thread split: `threads` for one-token decode steps, `batchThreads` for bigger batches (llama-server's -t/-tb).
+ * 1. Thread split: `threads` for small decode steps, `batchThreads` for big batches (llama-server's -t/-tb).
  * 2. Truncating a sequence without the context lock. node-llama-cpp's `eraseContextTokenRanges` waits for the context
  *    lock, which its batch loop holds for as long as any sequence has a decode queued: under load a new request
  *    waited until every other stream finished (seconds of TTFT). Truncating the tail of an idle sequence only needs
@@ -27,6 +27,13 @@ interface NativeContext {
   getSequenceKvCacheMaxPosition(sequenceId: number): number;
   saveSequenceStateToFile(filePath: string, sequenceId: number, tokens: Uint32Array): Promise<number>;
   loadSequenceStateFromFile(filePath: string, sequenceId: number, maxContextSize: number): Promise<Uint32Array>;
+}
+
+/** llama.cpp threads per decode step: `threads`, or `batchThreads` for batches of `batchMinTokens` tokens or more. */
+export interface ThreadSplit {
+  threads: number;
+  batchThreads: number;
+  batchMinTokens: number;
 }
 
 let copyFileCounter = 0;
@@ -48,6 +55,8 @@ export class NativeContextHooks {
   private copiesDone: Promise<void> | null = null;
   private stateWork = false;
   private readonly pendingRemovals: Array<() => void> = [];
+  /** Resolves when the next decode step starts; created by `nextDecodeStarted`. */
+  private decodeStarted: { promise: Promise<void>; resolve: () => void } | null = null;
 
   /**
    * @param maxStateTokens the most tokens a sequence holds (its context size): a state file's token list is read into
@@ -59,7 +68,7 @@ export class NativeContextHooks {
   ) {}
 
   /** Installs the hooks on a context. Throws when node-llama-cpp's private shape is not the expected one. */
-  static attach(context: LlamaContext, threads: number, batchThreads: number): NativeContextHooks {
+  static attach(context: LlamaContext, threads: ThreadSplit): NativeContextHooks {
     const native = (context as unknown as { _ctx?: Partial<NativeContext> })._ctx;
     const methods = [
       'initBatch',
@@ -74,7 +83,7 @@ export class NativeContextHooks {
       throw new Error('This node-llama-cpp build does not have the expected native context; Tokenmill needs node-llama-cpp 3.21.1.');
     }
     const hooks = new NativeContextHooks(native as NativeContext, context.contextSize);
-    hooks.wrap(threads, batchThreads);
+    hooks.wrap(threads);
     return hooks;
   }
 
@@ -101,6 +110,20 @@ export class NativeContextHooks {
     };
     if (this.decoding || this.stateWork) this.pendingRemovals.push(remove);
     else remove();
+  }
+
+  /**
+   * Settles when the next decode step is handed to llama.cpp's thread. A generation that asked for its next token
+   * waits for this before handling the token it has, so that its handling overlaps the decode instead of delaying
+   * it (see LlamaModelRunner.run).
+   */
+  nextDecodeStarted(): Promise<void> {
+    if (this.decodeStarted === null) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((settle) => (resolve = settle));
+      this.decodeStarted = { promise, resolve };
+    }
+    return this.decodeStarted.promise;
   }
 
   /** Whether `copyPrefix` works for this sequence's model (KV caches that can drop a tail; no token predictor). */
@@ -201,7 +224,7 @@ export class NativeContextHooks {
     return result;
   }
 
-  private wrap(threads: number, batchThreads: number): void {
+  private wrap({ threads, batchThreads, batchMinTokens }: ThreadSplit): void {
     const native = this.native;
     const initBatch = native.initBatch.bind(native);
     const decodeBatch = native.decodeBatch.bind(native);
@@ -218,9 +241,12 @@ export class NativeContextHooks {
       value: async () => {
         while (this.copiesDone !== null) await this.copiesDone;
         for (const remove of this.pendingRemovals.splice(0)) remove();
-        if (batchThreads !== threads) setThreads(batchSize > 1 ? batchThreads : threads);
+        if (batchThreads !== threads) setThreads(batchSize >= batchMinTokens ? batchThreads : threads);
         this.decoding = true;
         const decode = decodeBatch();
+        const started = this.decodeStarted;
+        this.decodeStarted = null;
+        started?.resolve();
         this.decodeDone = decode.then(
           () => {},
           () => {},
