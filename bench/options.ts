@@ -10,7 +10,7 @@ export interface BenchOptions {
   models: ModelName[];
   /** Concurrent clients per level. */
   concurrency: number[];
-  /** Requests per level; null: max(2 * C, 8). */
+  /** Requests per level; null: see requestsForLevel. */
   requests: number | null;
   /** Where to write the results as JSON; null: nowhere. */
   jsonPath: string | null;
@@ -29,7 +29,7 @@ export interface BenchOptions {
 export const USAGE = `Usage: node dist/bench/run.js [options]
   --models LIST         models to run, of ${MODEL_NAMES.join(',')} (default: all)
   --concurrency LIST    concurrent clients per level (default 1,4,8,16)
-  --requests N          requests per level (default 32 at C=1, for a stable TTFT p50; else max(2*C, 8))
+  --requests N          requests per level (default 32 at C=1; else max(2*C, 8) on bench58m, max(8*C, 32) on stories)
   --json PATH           also write the results as JSON
   --skip-ceiling        do not measure node-llama-cpp called directly
   --endpoint NAME       chat (/v1/chat/completions, default) or completions (/v1/completions)
@@ -78,9 +78,15 @@ export function parseBenchOptions(args: string[]): BenchOptions | 'help' {
   };
 }
 
-/** Requests of the level with `concurrency` clients: the fixed count, else max(2 * C, 8). */
-export function requestsForLevel(options: Pick<BenchOptions, 'requests'>, concurrency: number): number {
-  return options.requests ?? (concurrency === 1 ? 32 : Math.max(2 * concurrency, 8));
+/**
+ * Requests of the level with `concurrency` clients: the fixed count, else 32 at C = 1, and above it max(2 * C, 8)
+ * on bench58m and max(8 * C, 32) on the tiny model, whose levels would otherwise last about a second (too short to
+ * stand above the machine's noise).
+ */
+export function requestsForLevel(options: Pick<BenchOptions, 'requests'>, concurrency: number, model: ModelName): number {
+  if (options.requests !== null) return options.requests;
+  if (concurrency === 1) return 32;
+  return model === 'stories' ? Math.max(8 * concurrency, 32) : Math.max(2 * concurrency, 8);
 }
 
 function parseModels(text: string): ModelName[] {
