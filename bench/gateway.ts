@@ -1,13 +1,14 @@
 import http from 'node:http';
 import { installChildCleanup } from './child-processes.js';
-import { startInstantUpstream } from './instant-upstream.js';
+import { spawnInstantUpstream, startInstantUpstream } from './instant-upstream.js';
 import { startTokenmill } from './server-process.js';
 import { summarize, type Summary } from './stats.js';
 import { postJson } from './post-json.js';
 
 /**
  * `node dist/bench/gateway.js [--rounds N] [--seconds S]`: what Tokenmill adds in front of an upstream. An upstream
- * that answers at once (bench/instant-upstream.ts, in this process) is called directly and through a gateway
+ * that answers at once (bench/instant-upstream.ts, in a process of its own as real upstreams are; in this process
+ * with `--upstream-in-process`) is called directly and through a gateway
  * Tokenmill (a child process, accounts, limits and the SQLite ledger on), one request at a time, interleaved in
  * rounds so that drift hits both alike; then requests/s through the gateway with several clients at once.
  * `--auth-off` runs the gateway without accounts (to separate the store's share); `--profile DIR` writes the
@@ -36,7 +37,8 @@ const plain = JSON.stringify({ model: 'instant', messages: [{ role: 'user', cont
 const streamed = JSON.stringify({ model: 'instant', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 8, stream: true, stream_options: { include_usage: true } });
 
 installChildCleanup();
-const upstream = await startInstantUpstream();
+const upstreamInProcess = process.argv.includes('--upstream-in-process');
+const upstream = upstreamInProcess ? await startInstantUpstream() : await spawnInstantUpstream();
 const gateway = await startTokenmill({
   modelId: 'instant',
   modelPath: 'unused',
@@ -122,7 +124,7 @@ try {
   const directRate = await throughput(direct, null);
   console.log(
     `\nthroughput, ${concurrency} clients for ${seconds} s, non-streamed: gateway ${gatewayRate.toFixed(0)} requests/s ` +
-      `(direct to the upstream: ${directRate.toFixed(0)} requests/s; the upstream and the clients share this process)`,
+      `(direct to the upstream: ${directRate.toFixed(0)} requests/s; the upstream ${upstreamInProcess ? 'and the clients share this process' : 'runs in a process of its own'})`,
   );
   const cpu = gateway.cpuMs();
   if (cpu !== null) console.log(`gateway process CPU time over the whole run: ${(cpu / 1000).toFixed(1)} s`);

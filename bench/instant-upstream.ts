@@ -1,5 +1,8 @@
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { stopChild, trackChild } from './child-processes.js';
 
 const usage = { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11, prompt_tokens_details: { cached_tokens: 0 } };
 const completion = JSON.stringify({
@@ -50,4 +53,32 @@ export async function startInstantUpstream(): Promise<{ url: string; close(): Pr
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * The instant upstream in a process of its own (`node dist/bench/instant-upstream.js`, which prints its URL on
+ * stdout and exits when its parent closes its stdin), as a real upstream is: calling it directly then costs the
+ * same process hand-offs a client pays, and the gateway's share is what it adds to them.
+ */
+export async function spawnInstantUpstream(): Promise<{ url: string; close(): Promise<void> }> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  trackChild(child);
+  const url = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      text += chunk;
+      const line = text.split('\n')[0];
+      if (text.includes('\n')) resolve(line.trim());
+    });
+    child.once('exit', (code) => reject(new Error(`the instant upstream exited (${code}) before it listened`)));
+  });
+  return { url, close: () => stopChild(child, 2000) };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const upstream = await startInstantUpstream();
+  process.stdout.write(`${upstream.url}\n`);
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
 }

@@ -50,10 +50,13 @@ export class SseWriter {
     this.queue(': ping\n\n');
   }
 
+  /** Writes what is queued and ends the response, in one write (the chunked terminator goes with the last events). */
   end(): void {
     this.start();
-    this.flush();
-    if (this.writable) this.response.end();
+    this.flushScheduled = false;
+    const text = this.pending;
+    this.pending = '';
+    if (this.writable) this.response.end(text);
   }
 
   /**

@@ -17,6 +17,8 @@ export interface HotPath {
   release(requestId: string): Promise<boolean>;
   /** Absent: the repository's query. */
   findKeyWithAccountByHash?(secretHash: string): { key: ApiKey; account: Account } | null;
+  /** Commits what waits to be committed (group commit); called before the store closes. */
+  flush?(): Promise<void>;
 }
 import type {
   AccountLimits,
@@ -89,6 +91,7 @@ export class KyselyStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.#builtHotPath?.flush?.();
     await this.#db.destroy();
     await this.afterClose();
   }

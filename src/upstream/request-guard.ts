@@ -35,6 +35,11 @@ export class RequestGuard {
     else this.idleTimer = setTimeout(() => this.abort('idle'), this.idleMs);
   }
 
+  /** The caller no longer cancels the request (its answer is complete; what follows is the body's end). */
+  detachCaller(): void {
+    this.caller.removeEventListener('abort', this.onClientAbort);
+  }
+
   /** Stops the timers; `abortRequest` also aborts the HTTP request (the socket closes), for streams left unfinished. */
   dispose(abortRequest: boolean): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);

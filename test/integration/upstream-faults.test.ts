@@ -21,7 +21,7 @@ function deployment(upstream: FaultUpstream, extra: Record<string, unknown> = {}
  * retries, fallbacks, no retry once a stream began, the circuit breaker, timeouts, client aborts and balancing.
  */
 describe('upstream faults', () => {
-  const names = ['retry', 'slow429', 'fallbackA', 'fallbackB', 'cut', 'breakerA', 'breakerB', 'lonely', 'hang', 'hold', 'wide', 'narrow', 'busy', 'idle', 'refusing'] as const;
+  const names = ['retry', 'slow429', 'fallbackA', 'fallbackB', 'cut', 'breakerA', 'breakerB', 'lonely', 'hang', 'hold', 'wide', 'narrow', 'busy', 'idle', 'refusing', 'keepalive'] as const;
   const up = {} as Record<(typeof names)[number], FaultUpstream>;
   let gateway: TestServer;
   let client: OpenAI;
@@ -29,13 +29,15 @@ describe('upstream faults', () => {
 
   const chat = (model: string, extra: Record<string, unknown> = {}) =>
     client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5, ...extra } as OpenAI.ChatCompletionCreateParamsNonStreaming);
-  const usageRecords = async (count: number) => {
-    let response = await rawRequest(gateway.url, 'GET', '/v1/usage/requests', undefined, { authorization: `Bearer ${key}` });
-    for (let attempt = 0; attempt < 50 && response.body.data.length < count; attempt++) {
+  /** The usage record of `model`'s latest request, once it is committed (settlements are group-committed). */
+  const usageRecordOf = async (model: string) => {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const response = await rawRequest(gateway.url, 'GET', '/v1/usage/requests', undefined, { authorization: `Bearer ${key}` });
+      const record = (response.body.data as Array<Record<string, any>>).find((candidate) => candidate.model === model);
+      if (record) return record;
       await new Promise((resolve) => setTimeout(resolve, 50));
-      response = await rawRequest(gateway.url, 'GET', '/v1/usage/requests', undefined, { authorization: `Bearer ${key}` });
     }
-    return response.body.data as Array<Record<string, any>>;
+    return undefined;
   };
 
   before(async () => {
@@ -59,6 +61,7 @@ describe('upstream faults', () => {
         { id: 'weighted', prices, routing, deployments: [deployment(up.wide, { weight: 3 }), deployment(up.narrow, { weight: 1 })] },
         { id: 'least', prices, routing, deployments: [deployment(up.busy), deployment(up.idle)] },
         { id: 'refusing', prices, routing, deployments: [deployment(up.refusing)] },
+        { id: 'keepalive', prices, routing, deployments: [deployment(up.keepalive)] },
       ],
     });
     const admin = (path: string, body: unknown) => rawRequest(gateway.url, 'POST', path, body, { authorization: `Bearer ${ADMIN_KEY}` });
@@ -109,7 +112,7 @@ describe('upstream faults', () => {
     }, /could not be reached|upstream/i);
     assert.equal(text, 'Hello wor');
     assert.equal(up.cut.count, 1, 'not retried after the first event');
-    const record = (await usageRecords(1)).find((candidate) => candidate.model === 'cut');
+    const record = await usageRecordOf('cut');
     assert.ok(record, 'a usage record');
     assert.equal(record.status, 'failed');
     assert.ok(record.completion_tokens > 0 && record.cost_micros > 0, JSON.stringify(record));
@@ -142,6 +145,23 @@ describe('upstream faults', () => {
     assert.equal(second.body.error.code, 'no_healthy_deployment');
     assert.ok(Number(second.headers.get('retry-after')) >= 1);
     assert.equal(up.lonely.count, 1);
+  });
+
+  test("an answer is complete at the upstream's [DONE]; the body's end is read in the background and the connection reused", { timeout: 10_000 }, async () => {
+    // The upstream holds its bodies open after [DONE]: neither answer may wait for their end.
+    up.keepalive.fallback = 'done-then-hold';
+    assert.equal((await chat('keepalive')).choices[0].message.content, 'Hello world');
+    const stream = await client.chat.completions.create({ model: 'keepalive', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5, stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    assert.equal(text, 'Hello world');
+    assert.equal(up.keepalive.connections, 2, 'a held body keeps its connection');
+    // Once the bodies end, their connections go back to the pool and serve the next requests.
+    up.keepalive.fallback = 'ok';
+    up.keepalive.releaseHeld();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (let index = 0; index < 3; index++) await chat('keepalive');
+    assert.equal(up.keepalive.connections, 2);
   });
 
   test('an upstream that does not answer times out (504), and its request is closed', async () => {

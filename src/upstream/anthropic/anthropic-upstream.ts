@@ -2,7 +2,7 @@ import type { AnthropicDeploymentConfig } from '../../config/schema.js';
 import { invalidRequest } from '../../core/errors.js';
 import type { EngineEvent, GenerateRequest, Prompt, Usage } from '../../engine/engine.js';
 import { estimatePromptTokens, estimateUsage } from '../estimate-tokens.js';
-import { readSse } from '../read-sse.js';
+import { drainInBackground, readSse } from '../read-sse.js';
 import type { RequestGuard } from '../request-guard.js';
 import type { Upstream } from '../upstream.js';
 import { UpstreamError } from '../upstream-error.js';
@@ -48,6 +48,10 @@ export class AnthropicUpstream implements Upstream {
     const body = toMessagesBody(request, { model: this.config.model, defaultMaxTokens: this.config.default_max_tokens, contextSize: this.contextSize });
     const guard = this.http.guard(signal, request.deadline);
     let finished = false;
+    /** The guard went to the background read of the body's end. */
+    let draining = false;
+    /** The upstream's SSE payloads; closed (as a for-await loop would) unless handed to the background read. */
+    let events: AsyncIterator<string> | null = null;
     try {
       const response = await this.http.post('/v1/messages', body, guard);
       const decoder = new MessageStreamDecoder();
@@ -65,12 +69,13 @@ export class AnthropicUpstream implements Upstream {
         if (request.cachePin && prompt) event.pinnedTokens = prompt.cachedTokens + prompt.cacheWriteTokens;
         return event;
       };
+      events = readSse(response.body)[Symbol.asyncIterator]();
       try {
-        for await (const data of readSse(response.body)) {
+        while (!decoder.stopped) {
+          const next = await events.next();
+          if (next.done) break;
           guard.touch();
-          // Read on to the end of the body (no `break`): leaving early would destroy the keep-alive connection.
-          if (decoder.stopped) continue;
-          for (const event of decoder.decode(this.parseEvent(data))) {
+          for (const event of decoder.decode(this.parseEvent(next.value))) {
             if (!yielded) {
               yield opening();
               yielded = true;
@@ -88,6 +93,9 @@ export class AnthropicUpstream implements Upstream {
         return;
       }
       finished = true;
+      // The answer is complete at message_stop; the body's end is read in the background (keep-alive).
+      drainInBackground(events, guard);
+      draining = true;
       if (!yielded) yield opening();
       const end: Extract<EngineEvent, { type: 'end' }> = { type: 'end', finishReason: decoder.finishReason ?? 'stop', usage: this.usage(request.prompt, decoder) };
       if (end.finishReason === 'stop' && decoder.stopSequence !== null) end.stopSequence = decoder.stopSequence;
@@ -95,7 +103,10 @@ export class AnthropicUpstream implements Upstream {
     } catch (error) {
       throw this.failure(error, guard);
     } finally {
-      guard.dispose(!finished);
+      if (!draining) {
+        await events?.return?.(undefined).catch(() => {});
+        guard.dispose(!finished);
+      }
     }
   }
 

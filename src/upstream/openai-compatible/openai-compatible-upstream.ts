@@ -5,7 +5,7 @@ import type { Upstream } from '../upstream.js';
 import { UpstreamError } from '../upstream-error.js';
 import { UpstreamHttpClient } from '../upstream-http-client.js';
 import { ChunkDecoder, type WireChunk } from './chunk-decoder.js';
-import { readSse } from '../read-sse.js';
+import { drainInBackground, readSse } from '../read-sse.js';
 import { toChatBody, toCompletionBody } from './request-body.js';
 
 /**
@@ -45,20 +45,25 @@ export class OpenAICompatibleUpstream implements Upstream {
     const body = chat ? toChatBody(request, this.config.model) : toCompletionBody(request, this.config.model);
     const guard = this.http.guard(signal, request.deadline);
     let finished = false;
+    /** The guard went to the background read of the body's end. */
+    let draining = false;
+    /** The upstream's SSE payloads; closed (as a for-await loop would) unless handed to the background read. */
+    let events: AsyncIterator<string> | null = null;
     try {
       const response = await this.http.post(chat ? '/chat/completions' : '/completions', body, guard);
       const decoder = new ChunkDecoder();
       let yielded = false;
       let done = false;
+      events = readSse(response.body)[Symbol.asyncIterator]();
       try {
-        for await (const data of readSse(response.body)) {
+        while (true) {
+          const next = await events.next();
+          if (next.done) break;
+          const data = next.value;
           guard.touch();
-          // Read on to the end of the body after [DONE] (no `break`): leaving the loop early would destroy the
-          // response, and with it the keep-alive connection.
-          if (done) continue;
           if (data === '[DONE]') {
             done = true;
-            continue;
+            break;
           }
           const chunk = this.parseChunk(data);
           for (const event of decoder.decode(chunk)) {
@@ -81,11 +86,19 @@ export class OpenAICompatibleUpstream implements Upstream {
         return;
       }
       finished = true;
+      // The answer is complete at [DONE]; the body's end is read in the background (keep-alive).
+      if (done) {
+        drainInBackground(events, guard);
+        draining = true;
+      }
       yield { type: 'end', finishReason: decoder.finishReason ?? 'stop', usage: this.usage(request.prompt, decoder) };
     } catch (error) {
       throw this.http.failure(error, guard);
     } finally {
-      guard.dispose(!finished);
+      if (!draining) {
+        await events?.return?.(undefined).catch(() => {});
+        guard.dispose(!finished);
+      }
     }
   }
 

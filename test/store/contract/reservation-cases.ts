@@ -112,6 +112,22 @@ export function reservationCases(context: StoreContext): void {
     assert.equal((await store.getAccount(account.id))?.balanceMicros, 9_000);
   });
 
+  test('settlements made together commit together, and one that fails leaves the others committed', async () => {
+    const store = context.store();
+    const account = await fundedAccount(store, 10_000);
+    const requests = [reservation(account.id, null, 1_000), reservation(account.id, null, 1_000), reservation(account.id, null, 1_000)];
+    for (const request of requests) await store.reserve(request);
+    // Not awaited one by one: on SQLite they share one group commit; the middle one costs more than its hold.
+    const results = await Promise.allSettled(
+      requests.map((request, index) => store.settle(usageRecord({ id: request.requestId, accountId: account.id, costMicros: index === 1 ? 1_001 : 400 }))),
+    );
+    assert.deepEqual(results.map((result) => result.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.match(String((results[1] as PromiseRejectedResult).reason), /exceeds/);
+    assert.equal((await store.listUsage({ accountId: account.id, limit: 10, after: null })).records.length, 2);
+    assert.equal((await store.getAccount(account.id))?.balanceMicros, 10_000 - 400 - 1_000 - 400, 'the failed one keeps its hold');
+    await assertLedgerInvariant(store, account.id, 1_000);
+  });
+
   test('release returns the whole hold once; a later settle does nothing', async () => {
     const store = context.store();
     const account = await fundedAccount(store, 10_000);
