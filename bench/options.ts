@@ -10,8 +10,10 @@ export interface BenchOptions {
   models: ModelName[];
   /** Concurrent clients per level. */
   concurrency: number[];
-  /** Requests per level; null: see requestsForLevel. */
+  /** Requests per level and round; null: see requestsForLevel. */
   requests: number | null;
+  /** Server and ceiling measured alternately this many times (bench/rounds.ts). */
+  rounds: number;
   /** Where to write the results as JSON; null: nowhere. */
   jsonPath: string | null;
   skipCeiling: boolean;
@@ -29,7 +31,9 @@ export interface BenchOptions {
 export const USAGE = `Usage: node dist/bench/run.js [options]
   --models LIST         models to run, of ${MODEL_NAMES.join(',')} (default: all)
   --concurrency LIST    concurrent clients per level (default 1,4,8,16)
-  --requests N          requests per level (default 32 at C=1; else max(2*C, 8) on bench58m, max(8*C, 32) on stories)
+  --rounds N            server and ceiling measured alternately N times, then merged (default 3)
+  --requests N          requests per level and round (default: at C=1 32 on stories, 12 on bench58m; else
+                        max(8*C, 32) on stories, max(2*C, 8) on bench58m)
   --json PATH           also write the results as JSON
   --skip-ceiling        do not measure node-llama-cpp called directly
   --endpoint NAME       chat (/v1/chat/completions, default) or completions (/v1/completions)
@@ -47,6 +51,7 @@ export function parseBenchOptions(args: string[]): BenchOptions | 'help' {
       requests: { type: 'string' },
       json: { type: 'string' },
       'skip-ceiling': { type: 'boolean', default: false },
+      rounds: { type: 'string', default: '3' },
       endpoint: { type: 'string', default: 'chat' },
       'max-tokens': { type: 'string', default: '128' },
       'prompt-tokens': { type: 'string', default: '100' },
@@ -68,6 +73,7 @@ export function parseBenchOptions(args: string[]): BenchOptions | 'help' {
     models: parseModels(values.models),
     concurrency,
     requests: values.requests === undefined ? null : parsePositiveInteger(values.requests, '--requests'),
+    rounds: parsePositiveInteger(values.rounds, '--rounds'),
     jsonPath: values.json ?? null,
     skipCeiling: values['skip-ceiling'],
     endpoint,
@@ -79,13 +85,13 @@ export function parseBenchOptions(args: string[]): BenchOptions | 'help' {
 }
 
 /**
- * Requests of the level with `concurrency` clients: the fixed count, else 32 at C = 1, and above it max(2 * C, 8)
- * on bench58m and max(8 * C, 32) on the tiny model, whose levels would otherwise last about a second (too short to
- * stand above the machine's noise).
+ * Requests of the level with `concurrency` clients, per round: the fixed count, else at C = 1 32 on the tiny model
+ * and 12 on bench58m (three rounds make 36, about 30 s), and above it max(2 * C, 8) on bench58m and max(8 * C, 32)
+ * on the tiny model, whose levels would otherwise last about a second (too short to stand above the machine's noise).
  */
 export function requestsForLevel(options: Pick<BenchOptions, 'requests'>, concurrency: number, model: ModelName): number {
   if (options.requests !== null) return options.requests;
-  if (concurrency === 1) return 32;
+  if (concurrency === 1) return model === 'stories' ? 32 : 12;
   return model === 'stories' ? Math.max(8 * concurrency, 32) : Math.max(2 * concurrency, 8);
 }
 

@@ -10,6 +10,8 @@ export interface ModelReport {
   server: ServerLevel[];
   /** null with --skip-ceiling or when the ceiling run failed. */
   ceiling: CeilingResult | null;
+  /** Each round as measured (server and ceiling merged above). */
+  rounds: Array<{ server: ServerLevel[]; ceiling: CeilingResult | null }>;
 }
 
 export interface GoalCheck {
@@ -142,6 +144,21 @@ function ttftCheck(report: ModelReport): GoalCheck {
     passed: difference <= TTFT_GOAL_MS && server.errors === 0,
     detail: `${fixed(server.ttftMs.p50, 2)} - ${fixed(ceiling.ttftMs.p50, 2)} ms = ${difference >= 0 ? '+' : ''}${fixed(difference, 2)} ms`,
   };
+}
+
+/** Each round's goal numbers: server/ceiling tok/s at the throughput goal's C, and the TTFT p50 difference at C=1. */
+export function formatRounds(report: ModelReport): string {
+  return report.rounds
+    .map((round, index) => {
+      const server = round.server.find((level) => level.concurrency === THROUGHPUT_GOAL_CONCURRENCY);
+      const ceiling = ceilingLevel(round.ceiling, THROUGHPUT_GOAL_CONCURRENCY);
+      const one = round.server.find((level) => level.concurrency === 1);
+      const ceilingOne = ceilingLevel(round.ceiling, 1);
+      const ratio = server && ceiling ? fixed(server.outputTokensPerSecond / ceiling.outputTokensPerSecond, 2) : '-';
+      const ttft = one && ceilingOne ? fixed(one.ttftMs.p50 - ceilingOne.ttftMs.p50, 1) : '-';
+      return `${index + 1}: C=${THROUGHPUT_GOAL_CONCURRENCY} ${ratio}, TTFT C=1 ${ttft.startsWith('-') ? '' : '+'}${ttft} ms`;
+    })
+    .join('; ');
 }
 
 function ceilingLevel(ceiling: CeilingResult | null, concurrency: number): CeilingLevel | undefined {

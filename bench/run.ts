@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: Tokenmill against node-llama-cpp called directly (the ceiling), closed-loop, on 127.0.0.1.
- * For each model: start the server as a child process, drive it with C concurrent streaming clients per level, stop
- * it; then run the same load shape in dist/bench/ceiling.js. Prints one table per model and the goal checks.
+ * For each model: start the server as a child process; then, `--rounds` times (default 3), drive it with C concurrent
+ * streaming clients per level, and run the same load shape in dist/bench/ceiling.js. Prints one table per model
+ * (the rounds merged, bench/rounds.ts), each round's goal numbers, and the goal checks.
  * A MISS is a measurement: the exit code is non-zero only when the bench itself failed. Usage: see options.ts.
  */
 import { writeFile } from 'node:fs/promises';
@@ -10,10 +11,11 @@ import type { CeilingResult } from './ceiling.js';
 import { installChildCleanup, killAllChildren } from './child-processes.js';
 import { describeMachine, formatMachine } from './machine.js';
 import { parseBenchOptions, requestsForLevel, USAGE, type BenchOptions } from './options.js';
-import { contendedLevels, formatCpuTable, formatGoalChecks, formatModelTable, goalChecks, OTHER_CORES_WARNING, type ModelReport } from './report.js';
+import { contendedLevels, formatCpuTable, formatGoalChecks, formatModelTable, formatRounds, goalChecks, OTHER_CORES_WARNING, type ModelReport } from './report.js';
 import { runCeiling } from './run-ceiling.js';
 import { runUniquePrompts, type ServerLevel } from './scenarios/unique-prompts.js';
-import { startTokenmill } from './server-process.js';
+import { mergeCeilingRounds, mergeServerRounds } from './rounds.js';
+import { startTokenmill, type TokenmillServer } from './server-process.js';
 
 /** llama.cpp threads of server and ceiling: 1 is fastest on this class of machine (docs/benchmarks.md). */
 const THREADS = 1;
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
         `server prompt ${report.promptTokens.toFixed(0)} tokens${ceilingPrompt}\n`,
     );
     console.log(formatModelTable(report));
+    if (report.rounds.length > 1) console.log(`\nPer round: ${formatRounds(report)}`);
     console.log(`\nCPU per output token (${report.model.name}):\n`);
     console.log(formatCpuTable(report));
   }
@@ -75,16 +78,11 @@ async function main(): Promise<void> {
   }
 }
 
-/** Server first (it also tells the prompt length the chat template gives), then the ceiling with that prompt length. */
+/**
+ * The server, then the ceiling, `rounds` times over (alternated, so that drift hits both alike; bench/rounds.ts).
+ * The server's first round tells the prompt length the chat template gives; the ceiling uses that length.
+ */
 async function benchModel(model: BenchModel, options: BenchOptions): Promise<ModelReport> {
-  const levels = await measureServer(model, options);
-  const promptTokens = levels.find((level) => Number.isFinite(level.promptTokensMean))?.promptTokensMean ?? options.promptTokens;
-  const ceiling = options.skipCeiling ? null : await measureCeiling(model, options, Math.round(promptTokens));
-  return { model, promptTokens, server: levels, ceiling };
-}
-
-/** Starts Tokenmill with this one model, runs the unique-prompt levels, and always stops it. */
-async function measureServer(model: BenchModel, options: BenchOptions): Promise<ServerLevel[]> {
   log(`${model.name}: starting Tokenmill`);
   const server = await startTokenmill({
     modelId: model.id,
@@ -95,6 +93,32 @@ async function measureServer(model: BenchModel, options: BenchOptions): Promise<
     contextSize: CONTEXT_SIZE,
     readyTimeoutMs: READY_TIMEOUT_MS,
   });
+  const serverRounds: ServerLevel[][] = [];
+  const ceilingRounds: CeilingResult[] = [];
+  let promptTokens = options.promptTokens;
+  try {
+    for (let round = 0; round < options.rounds; round++) {
+      if (options.rounds > 1) log(`${model.name}: round ${round + 1} of ${options.rounds}`);
+      const levels = await measureServer(server, model, options);
+      serverRounds.push(levels);
+      if (round === 0) promptTokens = levels.find((level) => Number.isFinite(level.promptTokensMean))?.promptTokensMean ?? options.promptTokens;
+      const ceiling = options.skipCeiling ? null : await measureCeiling(model, options, Math.round(promptTokens));
+      if (ceiling) ceilingRounds.push(ceiling);
+    }
+  } finally {
+    await server.stop();
+  }
+  return {
+    model,
+    promptTokens,
+    server: mergeServerRounds(serverRounds),
+    ceiling: mergeCeilingRounds(ceilingRounds),
+    rounds: serverRounds.map((server, index) => ({ server, ceiling: ceilingRounds[index] ?? null })),
+  };
+}
+
+/** Runs the unique-prompt levels once on the running server. */
+async function measureServer(server: TokenmillServer, model: BenchModel, options: BenchOptions): Promise<ServerLevel[]> {
   try {
     const result = await runUniquePrompts({
       baseUrl: server.baseUrl,
@@ -112,8 +136,6 @@ async function measureServer(model: BenchModel, options: BenchOptions): Promise<
     return result.levels;
   } catch (error) {
     throw new Error(`${(error as Error).message}\nserver log (last lines):\n${server.logTail()}`);
-  } finally {
-    await server.stop();
   }
 }
 
