@@ -229,6 +229,16 @@ describe('accounts, keys, billing and limits (SQLite, memory limiter)', () => {
     assert.ok(Number(limited.headers.get('retry-after')) >= 1);
   });
 
+  test('max_concurrency 1: requests sent one after another are all served (the slot is free when the answer is)', async () => {
+    const { key } = await newAccount(1, { max_concurrency: 1 });
+    const body = { model: STORIES, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 };
+    const headers = { authorization: `Bearer ${key.key}` };
+    for (let index = 0; index < 8; index++) {
+      const response = await rawRequest(server.url, 'POST', '/v1/chat/completions', body, headers);
+      assert.equal(response.status, 200, `request ${index}: ${JSON.stringify(response.body)}`);
+    }
+  });
+
   test('isolation: a key sees only its own account usage', async () => {
     const first = await newAccount(1);
     const second = await newAccount(1);

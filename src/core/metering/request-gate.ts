@@ -101,6 +101,10 @@ export class RequestGate {
       if (settled) return false;
       settled = true;
       const usage = outcome.usage;
+      // The limiter's slot and token count go back first (the answer is complete), beside the ledger's commit, which
+      // may wait for a group commit: a client's next request must not find its previous one still in flight.
+      const finished = admission.finish(usage === null ? 0 : usage.promptTokens + usage.completionTokens);
+      finished.catch(() => {}); // awaited below; handled now, so that an early failure is no unhandled rejection
       try {
         if (usage === null) {
           await this.deps.store.release(request.requestId);
@@ -131,7 +135,7 @@ export class RequestGate {
         if (!committed) await this.deps.store.release(request.requestId);
         return committed;
       } finally {
-        await admission.finish(usage === null ? 0 : usage.promptTokens + usage.completionTokens);
+        await finished;
       }
     };
     return {
