@@ -3,7 +3,7 @@
  * a batch of short chat requests against the peak interactive throughput of the same run, and interactive TTFT with
  * and without a batch running.
  */
-import { BENCH_MODELS, ensureBench58m } from './bench-models.js';
+import { BENCH_MODELS, ensureBench58m, servedModel } from './bench-models.js';
 import { installChildCleanup } from './child-processes.js';
 import { describeMachine, formatMachine } from './machine.js';
 import type { ModelName } from './options.js';
@@ -28,9 +28,7 @@ async function main(): Promise<void> {
   log(formatMachine(describeMachine()));
   const sequences = 8;
   const server = await startTokenmill({
-    modelId: model.id,
-    modelPath: model.path,
-    flashAttention: model.flashAttention,
+    ...servedModel(model),
     sequences,
     threads: 1,
     contextSize: 2048,

@@ -17,6 +17,11 @@ export interface BenchModel {
   flashAttention: boolean | 'auto';
 }
 
+/** How the bench serves `model` (startTokenmill's model options): its id, file and flash attention. */
+export function servedModel(model: BenchModel): { modelId: string; modelPath: string; flashAttention: boolean | 'auto' } {
+  return { modelId: model.id, modelPath: model.path, flashAttention: model.flashAttention };
+}
+
 const BENCH58M_PATH = path.join(benchCacheDirectory, 'bench58m.gguf');
 const TOKENIZER_SOURCE = path.join(repositoryRoot, 'models', 'llama-2-tiny-random.gguf');
 

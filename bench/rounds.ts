@@ -12,24 +12,16 @@ export function mergeServerRounds(rounds: readonly ServerLevel[][]): ServerLevel
   if (rounds.length === 0) return [];
   return rounds[0].map((first) => {
     const levels = rounds.map((round) => round.find((level) => level.concurrency === first.concurrency)!);
-    const sum = (pick: (level: ServerLevel) => number) => levels.reduce((total, level) => total + pick(level), 0);
-    const wallMs = sum((level) => level.wallMs);
-    const completionTokens = sum((level) => level.completionTokens);
+    const common = mergeCommon(levels);
     return {
       ...first,
-      requests: sum((level) => level.requests),
-      errors: sum((level) => level.errors),
+      ...common,
+      errors: sum(levels, (level) => level.errors),
       firstError: levels.find((level) => level.firstError !== null)?.firstError ?? null,
-      wallMs,
-      clientCpuMs: sum((level) => level.clientCpuMs),
-      completionTokens,
-      outputTokensPerSecond: completionTokens / (wallMs / 1000),
-      requestsPerSecond: sum((level) => level.requests - level.errors) / (wallMs / 1000),
-      ttftMs: medianSummary(levels.map((level) => level.ttftMs)),
-      interTokenMs: medianSummary(levels.map((level) => level.interTokenMs)),
-      promptTokensMean: sum((level) => level.promptTokensMean) / levels.length,
+      clientCpuMs: sum(levels, (level) => level.clientCpuMs),
+      requestsPerSecond: sum(levels, (level) => level.requests - level.errors) / (common.wallMs / 1000),
+      promptTokensMean: sum(levels, (level) => level.promptTokensMean) / levels.length,
       serverCpuMs: nullableSum(levels.map((level) => level.serverCpuMs)),
-      otherCpuMs: nullableSum(levels.map((level) => level.otherCpuMs)),
     };
   });
 }
@@ -38,23 +30,34 @@ export function mergeCeilingRounds(rounds: readonly CeilingResult[]): CeilingRes
   if (rounds.length === 0) return null;
   const levels: CeilingLevel[] = rounds[0].levels.map((first) => {
     const all = rounds.map((round) => round.levels.find((level) => level.concurrency === first.concurrency)!);
-    const sum = (pick: (level: CeilingLevel) => number) => all.reduce((total, level) => total + pick(level), 0);
-    const wallMs = sum((level) => level.wallMs);
-    const completionTokens = sum((level) => level.completionTokens);
+    const common = mergeCommon(all);
     return {
       concurrency: first.concurrency,
-      requests: sum((level) => level.requests),
-      wallMs,
-      completionTokens,
-      cpuMs: sum((level) => level.cpuMs),
-      otherCpuMs: nullableSum(all.map((level) => level.otherCpuMs)),
-      outputTokensPerSecond: completionTokens / (wallMs / 1000),
-      requestsPerSecond: sum((level) => level.requests) / (wallMs / 1000),
-      ttftMs: medianSummary(all.map((level) => level.ttftMs)),
-      interTokenMs: medianSummary(all.map((level) => level.interTokenMs)),
+      ...common,
+      cpuMs: sum(all, (level) => level.cpuMs),
+      requestsPerSecond: common.requests / (common.wallMs / 1000),
     };
   });
   return { ...rounds[0], levels };
+}
+
+/** What server and ceiling levels both measure, over the rounds of one level. */
+function mergeCommon(levels: ReadonlyArray<ServerLevel | CeilingLevel>) {
+  const wallMs = sum(levels, (level) => level.wallMs);
+  const completionTokens = sum(levels, (level) => level.completionTokens);
+  return {
+    requests: sum(levels, (level) => level.requests),
+    wallMs,
+    completionTokens,
+    outputTokensPerSecond: completionTokens / (wallMs / 1000),
+    ttftMs: medianSummary(levels.map((level) => level.ttftMs)),
+    interTokenMs: medianSummary(levels.map((level) => level.interTokenMs)),
+    otherCpuMs: nullableSum(levels.map((level) => level.otherCpuMs)),
+  };
+}
+
+function sum<T>(items: readonly T[], pick: (item: T) => number): number {
+  return items.reduce((total, item) => total + pick(item), 0);
 }
 
 /** Each statistic's median over the rounds (count: the sum). */

@@ -6,7 +6,7 @@
  * A MISS is a measurement: the exit code is non-zero only when the bench itself failed. Usage: see options.ts.
  */
 import { writeFile } from 'node:fs/promises';
-import { BENCH_MODELS, ensureBench58m, type BenchModel } from './bench-models.js';
+import { BENCH_MODELS, ensureBench58m, type BenchModel, servedModel } from './bench-models.js';
 import type { CeilingResult } from './ceiling.js';
 import { installChildCleanup, killAllChildren } from './child-processes.js';
 import { describeMachine, formatMachine } from './machine.js';
@@ -85,9 +85,7 @@ async function main(): Promise<void> {
 async function benchModel(model: BenchModel, options: BenchOptions): Promise<ModelReport> {
   log(`${model.name}: starting Tokenmill`);
   const server = await startTokenmill({
-    modelId: model.id,
-    modelPath: model.path,
-    flashAttention: model.flashAttention,
+    ...servedModel(model),
     sequences: options.sequences,
     threads: THREADS,
     contextSize: CONTEXT_SIZE,

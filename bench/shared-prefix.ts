@@ -3,7 +3,7 @@
  * a system prompt of about 1,500 tokens shared by every request plus a short unique question, at concurrency 1 and 8,
  * with the cache off (a unique cache_salt per request) and on, in one run. Prints TTFT, prompt tokens/s and hit rate.
  */
-import { BENCH_MODELS, ensureBench58m } from './bench-models.js';
+import { BENCH_MODELS, ensureBench58m, servedModel } from './bench-models.js';
 import { installChildCleanup } from './child-processes.js';
 import { describeMachine, formatMachine } from './machine.js';
 import type { ModelName } from './options.js';
@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   if (!model) throw new Error(`unknown model '${modelName}'; use stories or bench58m`);
   if (modelName === 'bench58m') await ensureBench58m(log);
   log(formatMachine(describeMachine()));
-  const server = await startTokenmill({ modelId: model.id, modelPath: model.path, flashAttention: model.flashAttention, sequences: 8, threads: 1, contextSize: 2048, readyTimeoutMs: 120_000 });
+  const server = await startTokenmill({ ...servedModel(model), sequences: 8, threads: 1, contextSize: 2048, readyTimeoutMs: 120_000 });
   try {
     const levels = await runSharedPrefix({
       baseUrl: server.baseUrl,

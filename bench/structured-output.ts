@@ -3,7 +3,7 @@
  * and prints the structured-output table (scenarios/structured-output.ts): tokens/s of unconstrained streams alone,
  * beside plain load, and beside constrained (json_schema) load. About a minute per model on two cores.
  */
-import { BENCH_MODELS, ensureBench58m } from './bench-models.js';
+import { BENCH_MODELS, ensureBench58m, servedModel } from './bench-models.js';
 import { installChildCleanup } from './child-processes.js';
 import { describeMachine, formatMachine } from './machine.js';
 import type { ModelName } from './options.js';
@@ -45,9 +45,7 @@ async function main(): Promise<void> {
   const sequences = Number(option('sequences', '8'));
   log(formatMachine(describeMachine()));
   const server = await startTokenmill({
-    modelId: model.id,
-    modelPath: model.path,
-    flashAttention: model.flashAttention,
+    ...servedModel(model),
     sequences,
     threads: 1,
     contextSize: 2048,

@@ -53,9 +53,7 @@ export class SseWriter {
   /** Writes what is queued and ends the response, in one write (the chunked terminator goes with the last events). */
   end(): void {
     this.start();
-    this.flushScheduled = false;
-    const text = this.pending;
-    this.pending = '';
+    const text = this.take();
     if (this.writable) this.response.end(text);
   }
 
@@ -87,10 +85,15 @@ export class SseWriter {
   }
 
   private flush(): void {
+    const text = this.take();
+    if (text.length > 0 && this.writable) this.response.write(text);
+  }
+
+  /** What is queued, now no longer (a flush still scheduled then finds nothing). */
+  private take(): string {
     this.flushScheduled = false;
-    if (this.pending.length === 0) return;
     const text = this.pending;
     this.pending = '';
-    if (this.writable) this.response.write(text);
+    return text;
   }
 }

@@ -25,17 +25,11 @@ export class SqliteHotPath {
   /** Settlements waiting for the next group commit. */
   #pendingSettles: Array<{ record: UsageRecord; resolve: () => void; reject: (error: unknown) => void }> = [];
   #settleTimer: NodeJS.Timeout | null = null;
-  readonly #settleDelayMs: number;
   readonly #release: (requestId: string) => boolean;
 
-  /**
-   * `settleDelayMs`: how long a settlement may wait to be committed with the next ones (group commit, decision 0017);
-   * 0 commits each at once.
-   */
-  constructor(database: BetterSqlite3.Database, kysely: Kysely<Tables>, settleDelayMs = SETTLE_DELAY_MS) {
+  constructor(database: BetterSqlite3.Database, kysely: Kysely<Tables>) {
     this.#kysely = kysely;
     this.#database = database;
-    this.#settleDelayMs = settleDelayMs;
     this.#keyWithAccount = database.prepare(
       `select k.*, a.name as account_name, a.status as account_status, a.balance_micros as account_balance_micros,
               a.created_at as account_created_at, a.rpm as account_rpm, a.tpm as account_tpm,
@@ -153,15 +147,15 @@ export class SqliteHotPath {
   }
 
   /**
-   * Settles a reservation. Settlements are group-committed: up to `settleDelayMs` later, with those that came
-   * meanwhile (at most SETTLE_BATCH), in one transaction. The promise resolves once the record is committed.
+   * Settles a reservation. Settlements are group-committed (decision 0017): up to SETTLE_DELAY_MS later, with those
+   * that came meanwhile (at most SETTLE_BATCH), in one transaction. The promise resolves once the record is committed.
    */
   settle(record: UsageRecord): Promise<void> {
     assertSafeInteger(record.costMicros, 'costMicros');
     return new Promise((resolve, reject) => {
       this.#pendingSettles.push({ record, resolve, reject });
-      if (this.#settleDelayMs === 0 || this.#pendingSettles.length >= SETTLE_BATCH) void this.flush();
-      else this.#settleTimer ??= setTimeout(() => void this.flush(), this.#settleDelayMs);
+      if (this.#pendingSettles.length >= SETTLE_BATCH) void this.flush();
+      else this.#settleTimer ??= setTimeout(() => void this.flush(), SETTLE_DELAY_MS);
     });
   }
 

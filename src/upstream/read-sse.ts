@@ -29,19 +29,40 @@ export async function* readSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<
 }
 
 /**
- * Reads what an SSE stream still holds after its last event ([DONE], message_stop) in the background, so that the
- * answer is complete at once while the upstream's keep-alive connection survives (leaving the body unread would
- * destroy it). The guard's idle and total timers still run: a body that never ends has its request aborted. The
- * caller's abort no longer applies. The guard is disposed when the body ends.
+ * An upstream's SSE payloads (`readSse`), each re-arming the guard's idle timer, until the body ends or, checked after
+ * each payload was handled, `ended()` says the stream's last event ([DONE], message_stop) has come. Then the answer is
+ * complete at once, and the body's end is read in the background so that the keep-alive connection survives (an
+ * unread body would destroy it), under the guard's idle and total timers but no longer the caller's abort (see
+ * RequestGuard.handOver). Leaving early (an error, the caller stopping) closes the stream, as a for-await loop does.
  */
-export function drainInBackground(events: AsyncIterator<string>, guard: RequestGuard): void {
-  guard.detachCaller();
+export async function* readUpstreamSse(body: AsyncIterable<Uint8Array>, guard: RequestGuard, ended: () => boolean): AsyncGenerator<string> {
+  const events = readSse(body)[Symbol.asyncIterator]();
+  let handedOver = false;
+  try {
+    while (true) {
+      const next = await events.next();
+      if (next.done) return;
+      guard.touch();
+      yield next.value;
+      if (ended()) {
+        handedOver = true;
+        drainInBackground(events, guard);
+        return;
+      }
+    }
+  } finally {
+    if (!handedOver) await events.return(undefined).catch(() => {});
+  }
+}
+
+function drainInBackground(events: AsyncIterator<string>, guard: RequestGuard): void {
+  const release = guard.handOver();
   void (async () => {
     try {
       while (!(await events.next()).done) guard.touch();
-      guard.dispose(false);
+      release(false);
     } catch {
-      guard.dispose(true);
+      release(true);
     }
   })();
 }

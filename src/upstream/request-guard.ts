@@ -12,6 +12,7 @@ export class RequestGuard {
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly totalTimer: NodeJS.Timeout;
   private readonly onClientAbort = () => this.abort('client');
+  private handedOver = false;
 
   constructor(
     private readonly caller: AbortSignal,
@@ -35,13 +36,25 @@ export class RequestGuard {
     else this.idleTimer = setTimeout(() => this.abort('idle'), this.idleMs);
   }
 
-  /** The caller no longer cancels the request (its answer is complete; what follows is the body's end). */
-  detachCaller(): void {
+  /**
+   * Hands the request to a background read of its body's end (the answer is complete): the caller's abort no longer
+   * applies and its `dispose` does nothing; the timers keep running until the returned release is called.
+   */
+  handOver(): (abortRequest: boolean) => void {
+    this.handedOver = true;
     this.caller.removeEventListener('abort', this.onClientAbort);
+    return (abortRequest) => this.release(abortRequest);
   }
 
-  /** Stops the timers; `abortRequest` also aborts the HTTP request (the socket closes), for streams left unfinished. */
+  /**
+   * Stops the timers; `abortRequest` also aborts the HTTP request (the socket closes), for streams left unfinished.
+   * Does nothing once the request was handed over (see `handOver`).
+   */
   dispose(abortRequest: boolean): void {
+    if (!this.handedOver) this.release(abortRequest);
+  }
+
+  private release(abortRequest: boolean): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     clearTimeout(this.totalTimer);
     this.caller.removeEventListener('abort', this.onClientAbort);

@@ -1,3 +1,4 @@
+import type { AnthropicDeploymentConfig, OpenAIDeploymentConfig } from '../config/schema.js';
 import { AbortedError, TokenmillError } from '../core/errors.js';
 import { HttpTransport, type TransportResponse } from './http-transport.js';
 import { RequestGuard } from './request-guard.js';
@@ -6,21 +7,12 @@ import { parseRetryAfter, UpstreamError } from './upstream-error.js';
 /** Upstream bodies kept in errors (for logs), characters. */
 const BODY_LIMIT = 4096;
 
-export interface UpstreamHttpClientOptions {
-  /** `openai`, `anthropic`: names the deployment in errors and logs with the base URL and model. */
-  kind: string;
-  baseUrl: string;
-  model: string;
-  /** Headers of every request, the key included. */
-  headers: Record<string, string>;
-  /** Scrubbed from every upstream body kept in an error (upstreams may echo it). */
-  apiKey: string | null;
-  /** Longest wait for the first byte or between chunks, ms. */
-  timeoutMs: number;
-  /** Longest a request may take in all, ms. */
-  totalTimeoutMs: number;
-  now: () => number;
-}
+/**
+ * What every upstream deployment kind has in the catalog: where it is, the model it names, its key (scrubbed from
+ * every upstream body kept in an error: upstreams may echo it), the longest wait for the first byte or between chunks
+ * and the longest a request may take in all (ms).
+ */
+export type UpstreamDeployment = Pick<OpenAIDeploymentConfig | AnthropicDeploymentConfig, 'base_url' | 'model' | 'api_key' | 'timeout_ms' | 'total_timeout_ms'>;
 
 /**
  * What every upstream kind does the same over HTTP: its request guard (timeouts and the caller's abort), JSON POSTs
@@ -31,20 +23,29 @@ export class UpstreamHttpClient {
   readonly name: string;
   private readonly transport: HttpTransport;
 
-  constructor(private readonly options: UpstreamHttpClientOptions) {
-    const baseUrl = options.baseUrl.replace(/\/+$/, '');
-    this.name = `${options.kind} ${baseUrl} ${options.model}`;
+  /**
+   * `kind` (`openai`, `anthropic`) names the deployment in errors and logs with the base URL and model; `headers` go
+   * with every request, the key included.
+   */
+  constructor(
+    kind: string,
+    private readonly deployment: UpstreamDeployment,
+    private readonly headers: Record<string, string>,
+    private readonly now: () => number,
+  ) {
+    const baseUrl = deployment.base_url.replace(/\/+$/, '');
+    this.name = `${kind} ${baseUrl} ${deployment.model}`;
     this.transport = new HttpTransport(baseUrl);
   }
 
   /** The guard of one request ending by `deadline` (ms since epoch) at the latest. */
   guard(signal: AbortSignal, deadline: number): RequestGuard {
-    return new RequestGuard(signal, this.options.timeoutMs, Math.min(this.options.totalTimeoutMs, deadline - this.options.now()));
+    return new RequestGuard(signal, this.deployment.timeout_ms, Math.min(this.deployment.total_timeout_ms, deadline - this.now()));
   }
 
   /** POSTs a JSON body; an answer other than 2xx becomes an `UpstreamError` holding its status and body. */
   async post(path: string, body: unknown, guard: RequestGuard): Promise<TransportResponse> {
-    const response = await this.transport.post(path, this.options.headers, JSON.stringify(body), guard.signal);
+    const response = await this.transport.post(path, this.headers, JSON.stringify(body), guard.signal);
     guard.touch();
     if (response.status >= 200 && response.status < 300) return response;
     const text = this.scrub((await response.text().catch(() => '')).slice(0, BODY_LIMIT));
@@ -52,7 +53,7 @@ export class UpstreamHttpClient {
       deployment: this.name,
       status: response.status,
       body: text,
-      retryAfterMs: parseRetryAfter({ get: response.header }, this.options.now()),
+      retryAfterMs: parseRetryAfter({ get: response.header }, this.now()),
     });
   }
 
@@ -66,7 +67,7 @@ export class UpstreamHttpClient {
     if (error instanceof UpstreamError || error instanceof AbortedError) return error;
     if (guard.reason === 'client') return new AbortedError();
     if (guard.reason === 'idle' || guard.reason === 'total') {
-      const limit = guard.reason === 'idle' ? `${this.options.timeoutMs} ms without an answer` : 'its total time limit';
+      const limit = guard.reason === 'idle' ? `${this.deployment.timeout_ms} ms without an answer` : 'its total time limit';
       return new UpstreamError(`${this.name} timed out (${limit})`, { deployment: this.name, timedOut: true, retryable: true, cause: error });
     }
     if (error instanceof TokenmillError) return error;
@@ -77,7 +78,7 @@ export class UpstreamHttpClient {
 
   /** Upstream bodies may echo the key that was sent (e.g. "Incorrect API key provided: sk-..."). */
   scrub(text: string): string {
-    return this.options.apiKey === null ? text : text.split(this.options.apiKey).join('[redacted]');
+    return this.deployment.api_key === null ? text : text.split(this.deployment.api_key).join('[redacted]');
   }
 
   /** Closes idle keep-alive connections. */

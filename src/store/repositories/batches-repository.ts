@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Batch, BatchError, BatchStatus, ClaimedLine, LineCompletion, NewBatch, UnansweredLine } from '../batch-store.js';
 import type { UsageRecord } from '../store.js';
 import type { SqlDialect } from '../sql-dialect.js';
@@ -9,6 +9,15 @@ import type { ReservationsRepository } from './reservations-repository.js';
 
 /** Lines inserted per statement (SQLite allows 32766 bound parameters; 4 per line). */
 const INSERT_CHUNK = 500;
+
+/**
+ * The line as the worker holds it: still running, under its worker id and attempt. A line whose lease expired and
+ * that another worker (or a later attempt) claimed is no longer this worker's to finish.
+ */
+function ownedLine(line: { batchId: string; lineIndex: number; workerId: string; attempt: number }) {
+  return (eb: ExpressionBuilder<Tables, 'batch_lines'>) =>
+    eb.and({ batch_id: line.batchId, line_index: line.lineIndex, status: 'running', worker_id: line.workerId, attempt: line.attempt });
+}
 
 /** Thrown inside a transaction to roll it back. A finished line keeps the `worker_id` that answered it (audits). */
 class Rollback {}
@@ -234,11 +243,7 @@ export class BatchesRepository {
         const updated = await trx
           .updateTable('batch_lines')
           .set({ status: completion.status, result: completion.result, finished_at: completion.now, lease_until_ms: null })
-          .where('batch_id', '=', completion.batchId)
-          .where('line_index', '=', completion.lineIndex)
-          .where('status', '=', 'running')
-          .where('worker_id', '=', completion.workerId)
-          .where('attempt', '=', completion.attempt)
+          .where(ownedLine(completion))
           .executeTakeFirst();
         if (updated.numUpdatedRows === 0n) throw new Rollback();
         const counter = completion.status === 'succeeded' ? 'completed' : 'failed';
@@ -260,11 +265,7 @@ export class BatchesRepository {
     const updated = await this.db
       .updateTable('batch_lines')
       .set({ status: 'pending', worker_id: null, lease_until_ms: input.notBeforeMs })
-      .where('batch_id', '=', input.batchId)
-      .where('line_index', '=', input.lineIndex)
-      .where('status', '=', 'running')
-      .where('worker_id', '=', input.workerId)
-      .where('attempt', '=', input.attempt)
+      .where(ownedLine(input))
       .executeTakeFirst();
     return updated.numUpdatedRows > 0n;
   }

@@ -2,7 +2,7 @@ import type { AnthropicDeploymentConfig } from '../../config/schema.js';
 import { invalidRequest } from '../../core/errors.js';
 import type { EngineEvent, GenerateRequest, Prompt, Usage } from '../../engine/engine.js';
 import { estimatePromptTokens, estimateUsage } from '../estimate-tokens.js';
-import { drainInBackground, readSse } from '../read-sse.js';
+import { readUpstreamSse } from '../read-sse.js';
 import type { RequestGuard } from '../request-guard.js';
 import type { Upstream } from '../upstream.js';
 import { UpstreamError } from '../upstream-error.js';
@@ -27,16 +27,7 @@ export class AnthropicUpstream implements Upstream {
   ) {
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'text/event-stream', 'anthropic-version': config.anthropic_version };
     if (config.api_key !== null) headers['x-api-key'] = config.api_key;
-    this.http = new UpstreamHttpClient({
-      kind: 'anthropic',
-      baseUrl: config.base_url,
-      model: config.model,
-      headers,
-      apiKey: config.api_key,
-      timeoutMs: config.timeout_ms,
-      totalTimeoutMs: config.total_timeout_ms,
-      now,
-    });
+    this.http = new UpstreamHttpClient('anthropic', config, headers, now);
     this.name = this.http.name;
   }
 
@@ -48,10 +39,6 @@ export class AnthropicUpstream implements Upstream {
     const body = toMessagesBody(request, { model: this.config.model, defaultMaxTokens: this.config.default_max_tokens, contextSize: this.contextSize });
     const guard = this.http.guard(signal, request.deadline);
     let finished = false;
-    /** The guard went to the background read of the body's end. */
-    let draining = false;
-    /** The upstream's SSE payloads; closed (as a for-await loop would) unless handed to the background read. */
-    let events: AsyncIterator<string> | null = null;
     try {
       const response = await this.http.post('/v1/messages', body, guard);
       const decoder = new MessageStreamDecoder();
@@ -69,13 +56,9 @@ export class AnthropicUpstream implements Upstream {
         if (request.cachePin && prompt) event.pinnedTokens = prompt.cachedTokens + prompt.cacheWriteTokens;
         return event;
       };
-      events = readSse(response.body)[Symbol.asyncIterator]();
       try {
-        while (!decoder.stopped) {
-          const next = await events.next();
-          if (next.done) break;
-          guard.touch();
-          for (const event of decoder.decode(this.parseEvent(next.value))) {
+        for await (const data of readUpstreamSse(response.body, guard, () => decoder.stopped)) {
+          for (const event of decoder.decode(this.parseEvent(data))) {
             if (!yielded) {
               yield opening();
               yielded = true;
@@ -93,9 +76,6 @@ export class AnthropicUpstream implements Upstream {
         return;
       }
       finished = true;
-      // The answer is complete at message_stop; the body's end is read in the background (keep-alive).
-      drainInBackground(events, guard);
-      draining = true;
       if (!yielded) yield opening();
       const end: Extract<EngineEvent, { type: 'end' }> = { type: 'end', finishReason: decoder.finishReason ?? 'stop', usage: this.usage(request.prompt, decoder) };
       if (end.finishReason === 'stop' && decoder.stopSequence !== null) end.stopSequence = decoder.stopSequence;
@@ -103,10 +83,7 @@ export class AnthropicUpstream implements Upstream {
     } catch (error) {
       throw this.failure(error, guard);
     } finally {
-      if (!draining) {
-        await events?.return?.(undefined).catch(() => {});
-        guard.dispose(!finished);
-      }
+      guard.dispose(!finished);
     }
   }
 

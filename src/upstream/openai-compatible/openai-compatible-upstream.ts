@@ -5,7 +5,7 @@ import type { Upstream } from '../upstream.js';
 import { UpstreamError } from '../upstream-error.js';
 import { UpstreamHttpClient } from '../upstream-http-client.js';
 import { ChunkDecoder, type WireChunk } from './chunk-decoder.js';
-import { drainInBackground, readSse } from '../read-sse.js';
+import { readUpstreamSse } from '../read-sse.js';
 import { toChatBody, toCompletionBody } from './request-body.js';
 
 /**
@@ -23,16 +23,7 @@ export class OpenAICompatibleUpstream implements Upstream {
   ) {
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
     if (config.api_key !== null) headers.authorization = `Bearer ${config.api_key}`;
-    this.http = new UpstreamHttpClient({
-      kind: 'openai',
-      baseUrl: config.base_url,
-      model: config.model,
-      headers,
-      apiKey: config.api_key,
-      timeoutMs: config.timeout_ms,
-      totalTimeoutMs: config.total_timeout_ms,
-      now,
-    });
+    this.http = new UpstreamHttpClient('openai', config, headers, now);
     this.name = this.http.name;
   }
 
@@ -45,25 +36,16 @@ export class OpenAICompatibleUpstream implements Upstream {
     const body = chat ? toChatBody(request, this.config.model) : toCompletionBody(request, this.config.model);
     const guard = this.http.guard(signal, request.deadline);
     let finished = false;
-    /** The guard went to the background read of the body's end. */
-    let draining = false;
-    /** The upstream's SSE payloads; closed (as a for-await loop would) unless handed to the background read. */
-    let events: AsyncIterator<string> | null = null;
     try {
       const response = await this.http.post(chat ? '/chat/completions' : '/completions', body, guard);
       const decoder = new ChunkDecoder();
       let yielded = false;
       let done = false;
-      events = readSse(response.body)[Symbol.asyncIterator]();
       try {
-        while (true) {
-          const next = await events.next();
-          if (next.done) break;
-          const data = next.value;
-          guard.touch();
+        for await (const data of readUpstreamSse(response.body, guard, () => done)) {
           if (data === '[DONE]') {
             done = true;
-            break;
+            continue;
           }
           const chunk = this.parseChunk(data);
           for (const event of decoder.decode(chunk)) {
@@ -86,19 +68,11 @@ export class OpenAICompatibleUpstream implements Upstream {
         return;
       }
       finished = true;
-      // The answer is complete at [DONE]; the body's end is read in the background (keep-alive).
-      if (done) {
-        drainInBackground(events, guard);
-        draining = true;
-      }
       yield { type: 'end', finishReason: decoder.finishReason ?? 'stop', usage: this.usage(request.prompt, decoder) };
     } catch (error) {
       throw this.http.failure(error, guard);
     } finally {
-      if (!draining) {
-        await events?.return?.(undefined).catch(() => {});
-        guard.dispose(!finished);
-      }
+      guard.dispose(!finished);
     }
   }
 
