@@ -97,10 +97,11 @@ export class DecodeLoop {
     private readonly createSampler: () => NativeSampler,
     private readonly batchSize: number,
     private readonly contextSize: number,
+    private readonly usesAllCores: (batchTokens: number) => boolean,
   ) {}
 
   /** Throws when node-llama-cpp's private shape is not the expected one (it is pinned to 3.21.1). */
-  static attach(context: LlamaContext, model: LlamaModel): DecodeLoop {
+  static attach(context: LlamaContext, model: LlamaModel, usesAllCores: (batchTokens: number) => boolean = () => false): DecodeLoop {
     const native = (context as unknown as { _ctx?: Partial<NativeBatchContext> })._ctx;
     const bindings = (model as unknown as { _llama?: { _bindings?: { AddonSampler?: new (model: unknown) => NativeSampler } } })._llama
       ?._bindings;
@@ -110,7 +111,7 @@ export class DecodeLoop {
     if (!native || methods.some((method) => typeof native[method] !== 'function') || typeof Sampler !== 'function' || !nativeModel) {
       throw new Error('This node-llama-cpp build does not have the expected native context; Tokenmill needs node-llama-cpp 3.21.1.');
     }
-    return new DecodeLoop(native as NativeBatchContext, () => new Sampler(nativeModel), context.batchSize, context.contextSize);
+    return new DecodeLoop(native as NativeBatchContext, () => new Sampler(nativeModel), context.batchSize, context.contextSize, usesAllCores);
   }
 
   /** Starts a generation on an idle sequence. */
@@ -194,10 +195,14 @@ export class DecodeLoop {
       item.logitIndex = native.addToBatch(job.sequence._sequenceId, job.sequence._nextTokenIndex, tokens, logits)[0] ?? -1;
     }
     const decode = native.decodeBatch();
-    // The consumers of the last step's tokens run while llama.cpp decodes this step (pipelining).
-    this.wakeConsumers();
+    // The consumers of the last step's tokens run while llama.cpp decodes this step (pipelining), unless the decode
+    // runs on every core: llama.cpp's threads wait for each other spinning, and one that loses its core to this
+    // thread stalls the whole step. They then run while the step's tokens are sampled.
+    const overlap = !this.usesAllCores(size);
+    if (overlap) this.wakeConsumers();
     try {
       await decode;
+      if (!overlap) this.wakeConsumers();
     } catch (error) {
       // What a failed decode left in the KV cache is unknown: the sequences start over.
       for (const { job } of batch) {
