@@ -8,7 +8,8 @@ import type { LlamaContext, LlamaContextSequence, LlamaModel, SequenceEvaluateOp
  * takes longer than llama.cpp's decode itself. This loop drives the same native context directly: every step adds the
  * pending tokens of all running generations to one batch, decodes it, samples each generation's next token (the
  * samples run in parallel on libuv's pool), and starts the next step at once. Tokens reach their consumers while that
- * next decode runs, so a request's own work (detokenizing, stop strings, SSE) never sits between two decodes.
+ * next decode runs (or, for a decode on every core, while it is sampled), so a request's own work (detokenizing,
+ * stop strings, SSE) never sits between two decodes.
  *
  * Sequences are node-llama-cpp's `LlamaContextSequence` objects (their ids and token lists, which the prefix cache and
  * NativeContextHooks read), kept as node-llama-cpp keeps them: a token joins the list once its decode ended. Every
