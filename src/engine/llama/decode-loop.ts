@@ -1,4 +1,5 @@
 import type { LlamaContext, LlamaContextSequence, LlamaModel, SequenceEvaluateOptions, Token } from 'node-llama-cpp';
+import type { SequenceInternals } from './native-context.js';
 
 /**
  * Tokenmill's own continuous-batching loop over one llama.cpp context (docs/decisions/0018-own-decode-loop.md).
@@ -39,10 +40,7 @@ interface NativeSampler {
 }
 
 /** The private members of LlamaContextSequence the loop reads and maintains. */
-interface SequenceInternals {
-  _sequenceId: number;
-  _contextTokens: Token[];
-  _nextTokenIndex: number;
+interface LoopSequence extends SequenceInternals {
   /** Turns evaluate options into the native sampler's config (node-llama-cpp's own mapping, so sampling is unchanged). */
   _resolveSamplerConfig(options: SequenceEvaluateOptions): object;
 }
@@ -117,7 +115,7 @@ export class DecodeLoop {
 
   /** Starts a generation on an idle sequence. */
   generate(spec: GenerationSpec): Generation {
-    const sequence = spec.sequence as unknown as SequenceInternals;
+    const sequence = spec.sequence as unknown as LoopSequence;
     if (typeof sequence._resolveSamplerConfig !== 'function' || !Array.isArray(sequence._contextTokens)) {
       throw new Error('This node-llama-cpp build does not have the expected sequence; Tokenmill needs node-llama-cpp 3.21.1.');
     }
@@ -156,11 +154,7 @@ export class DecodeLoop {
         } catch (error) {
           // Not a decode's failure (those fail their own generations): the batch could not be built. Nothing is
           // in flight; every running generation fails and its sequence starts over, and the loop goes on.
-          for (const job of this.jobs.splice(0)) {
-            this.forget(job.sequence);
-            job.fail(error);
-            this.waiting.push(job);
-          }
+          for (const job of [...this.jobs]) this.abandon(job, error);
         }
       }
     } finally {
@@ -206,10 +200,7 @@ export class DecodeLoop {
       if (!overlap) this.wakeConsumers();
     } catch (error) {
       // What a failed decode left in the KV cache is unknown: the sequences start over.
-      for (const { job } of batch) {
-        this.forget(job.sequence);
-        this.fail(job, error);
-      }
+      for (const { job } of batch) this.abandon(job, error);
       return;
     }
     const samples: Array<Promise<unknown>> = [];
@@ -300,10 +291,13 @@ export class DecodeLoop {
     if (index >= 0) this.jobs.splice(index, 1);
   }
 
-  private forget(sequence: SequenceInternals): void {
+  /** Fails a generation whose sequence's KV state is unknown (a failed decode or batch): the sequence starts over. */
+  private abandon(job: Job, error: unknown): void {
+    const sequence = job.sequence;
     this.native.removeTokenCellsFromSequence(sequence._sequenceId, 0, -1);
     sequence._contextTokens.splice(0);
     sequence._nextTokenIndex = 0;
+    this.fail(job, error);
   }
 }
 
@@ -331,7 +325,7 @@ class Job implements Generation {
   readonly finished: Promise<void>;
 
   constructor(
-    readonly sequence: SequenceInternals,
+    readonly sequence: LoopSequence,
     tokens: Token[],
     readonly sampling: SamplingSpec | null,
   ) {

@@ -86,10 +86,9 @@ export class LlamaModelRunner {
       threads: config.threads,
       flashAttention: config.flash_attention,
     });
-    const split = threadSplit(config, model.size);
-    const hooks = NativeContextHooks.attach(context, split);
+    const hooks = NativeContextHooks.attach(context, threadSplit(config, model.size));
     const cores = availableParallelism();
-    const loop = DecodeLoop.attach(context, model, (tokens) => (tokens >= split.batchMinTokens ? split.batchThreads : split.threads) >= cores);
+    const loop = DecodeLoop.attach(context, model, (tokens) => hooks.threadsFor(tokens) >= cores);
     const slots: Slot[] = [];
     for (let index = 0; index < config.sequences; index++) {
       slots.push({ sequence: context.getSequence({ contextShift: { size: 0 } }), lastUsed: 0, scope: null, pin: null });

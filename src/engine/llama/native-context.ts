@@ -38,8 +38,8 @@ export interface ThreadSplit {
 
 let copyFileCounter = 0;
 
-/** The private fields of LlamaContextSequence that `truncate` maintains as `_eraseContextTokenRanges` does. */
-interface SequenceInternals {
+/** The private fields of LlamaContextSequence that Tokenmill reads and maintains (as `_eraseContextTokenRanges` does). */
+export interface SequenceInternals {
   _sequenceId: number;
   _contextTokens: Token[];
   _nextTokenIndex: number;
@@ -63,6 +63,7 @@ export class NativeContextHooks {
   private constructor(
     private readonly native: NativeContext,
     private readonly maxStateTokens: number,
+    private readonly split: ThreadSplit,
   ) {}
 
   /** Installs the hooks on a context. Throws when node-llama-cpp's private shape is not the expected one. */
@@ -80,7 +81,7 @@ export class NativeContextHooks {
     if (!native || methods.some((method) => typeof native[method] !== 'function')) {
       throw new Error('This node-llama-cpp build does not have the expected native context; Tokenmill needs node-llama-cpp 3.21.1.');
     }
-    const hooks = new NativeContextHooks(native as NativeContext, context.contextSize);
+    const hooks = new NativeContextHooks(native as NativeContext, context.contextSize, threads);
     hooks.wrap(threads);
     return hooks;
   }
@@ -91,7 +92,7 @@ export class NativeContextHooks {
    * would need checkpoints) drop the whole state instead: no prefix reuse for them, but a correct one. Returns how
    * many tokens the sequence keeps.
    */
-  async truncate(sequence: LlamaContextSequence, from: number): Promise<number> {
+  truncate(sequence: LlamaContextSequence, from: number): number {
     const internals = sequence as unknown as SequenceInternals;
     const end = internals._nextTokenIndex;
     if (from >= end) return end;
@@ -207,7 +208,12 @@ export class NativeContextHooks {
     return result;
   }
 
-  private wrap({ threads, batchThreads, batchMinTokens }: ThreadSplit): void {
+  /** The llama.cpp threads a batch of `tokens` tokens runs on. */
+  threadsFor(tokens: number): number {
+    return tokens >= this.split.batchMinTokens ? this.split.batchThreads : this.split.threads;
+  }
+
+  private wrap({ threads, batchThreads }: ThreadSplit): void {
     const native = this.native;
     const initBatch = native.initBatch.bind(native);
     const decodeBatch = native.decodeBatch.bind(native);
@@ -224,7 +230,7 @@ export class NativeContextHooks {
       value: async () => {
         while (this.copiesDone !== null) await this.copiesDone;
         for (const remove of this.pendingRemovals.splice(0)) remove();
-        if (batchThreads !== threads) setThreads(batchSize >= batchMinTokens ? batchThreads : threads);
+        if (batchThreads !== threads) setThreads(this.threadsFor(batchSize));
         this.decoding = true;
         const decode = decodeBatch();
         this.decodeDone = decode.then(
