@@ -20,6 +20,7 @@ import { TextOutputReader, type OutputReader } from './output-reader.js';
 import { planSampling } from './sampling-options.js';
 import { SlotScheduler } from './slot-scheduler.js';
 import { NativeContextHooks, type ThreadSplit } from './native-context.js';
+import { DecodeLoop } from './decode-loop.js';
 import { StopMatcher } from './stop-matcher.js';
 import { TokenTextDecoder } from './token-text-decoder.js';
 import { selectToolCallFormat } from './tool-calls/select-tool-call-format.js';
@@ -35,13 +36,14 @@ interface PreparedPrompt {
 
 /**
  * One GGUF model served from one llama.cpp context with `sequences` parallel sequences. Concurrent requests run on
- * separate sequences, and node-llama-cpp evaluates the tokens of all sequences that are ready in one decode call
- * (continuous batching). The scheduler bounds the queue and orders waiters by priority.
+ * separate sequences, and Tokenmill's decode loop (decode-loop.ts) evaluates the tokens of all running sequences in
+ * one decode call per step (continuous batching). The scheduler bounds the queue and orders waiters by priority.
  */
 export class LlamaModelRunner {
   readonly info: ModelInfo;
   private readonly scheduler: SlotScheduler<Slot>;
   private readonly eogTokens: Token[];
+  private readonly eogSet: ReadonlySet<Token>;
   private readonly preparedPrompts = new WeakMap<Prompt, PreparedPrompt>();
   /** Tokens in the model's vocabulary. */
   readonly vocabularySize: number;
@@ -57,7 +59,7 @@ export class LlamaModelRunner {
     private readonly chatWrapper: ChatWrapper,
     slots: Slot[],
     private readonly prefixes: PrefixCache,
-    private readonly hooks: NativeContextHooks,
+    private readonly loop: DecodeLoop,
   ) {
     this.info = {
       id: config.id,
@@ -68,6 +70,7 @@ export class LlamaModelRunner {
     this.scheduler = new SlotScheduler(slots, config.max_queue);
     this.vocabularySize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
     this.eogTokens = findEogTokens(model, this.vocabularySize);
+    this.eogSet = new Set(this.eogTokens);
     this.toolFormat = selectToolCallFormat(chatWrapper);
     this.grammars = new GrammarCache(model.llama, this.toolFormat);
   }
@@ -84,12 +87,14 @@ export class LlamaModelRunner {
       flashAttention: config.flash_attention,
     });
     const hooks = NativeContextHooks.attach(context, threadSplit(config, model.size));
+    const cores = availableParallelism();
+    const loop = DecodeLoop.attach(context, model, (tokens) => hooks.threadsFor(tokens) >= cores);
     const slots: Slot[] = [];
     for (let index = 0; index < config.sequences; index++) {
       slots.push({ sequence: context.getSequence({ contextShift: { size: 0 } }), lastUsed: 0, scope: null, pin: null });
     }
     const prefixes = await PrefixCache.create(slots, hooks, config, promptCacheDirectory);
-    return new LlamaModelRunner(config, model, context, createChatWrapper(model, config.chat_template), slots, prefixes, hooks);
+    return new LlamaModelRunner(config, model, context, createChatWrapper(model, config.chat_template), slots, prefixes, loop);
   }
 
   get queueDepth(): number {
@@ -185,9 +190,10 @@ export class LlamaModelRunner {
       cachedTokens,
       ...(pinnedTokens === null ? {} : { pinnedTokens }),
     };
+    const input = prompt.tokens.slice(cachedTokens);
     if (maxTokens === 0) {
       // Only the prompt: its state is computed and kept for prefix reuse (Anthropic's cache pre-warming).
-      await sequence.evaluateWithoutGeneratingNewTokens(prompt.tokens.slice(cachedTokens));
+      await this.evaluateOnly(sequence, input);
       yield processed;
       yield { type: 'end', finishReason: 'length', usage: { promptTokens: prompt.tokens.length, cachedTokens, completionTokens: 0, cacheWriteTokens } };
       return;
@@ -201,12 +207,36 @@ export class LlamaModelRunner {
     const decoder = new TokenTextDecoder(this.model, prompt.tokens);
     const stopMatcher = new StopMatcher([...request.stop, ...prompt.stopStrings]);
     const stopTokens = new Set(prompt.stopTokens);
-    const input = prompt.tokens.slice(cachedTokens);
     const topLogprobs = request.logprobs;
-    const iterator =
-      topLogprobs === null
-        ? sequence.evaluate(input, plan.options)
-        : sequence.evaluateWithMetadata(input, { probabilities: true }, plan.options);
+    const eog = this.eogSet;
+
+    // The decode loop asks `continueAfter` whether to go on as soon as a token is sampled, and evaluates it in the
+    // next step while this generator handles the token (text, stop strings, events, the client's SSE chunk): the
+    // same checks run in both places, and they agree (abort, preemption and the deadline only ever become true). A
+    // stop string found in the text costs the one token already under way; it is never emitted. End-of-generation
+    // tokens end the output and are not counted.
+    let sampled = 0;
+    const interruption = (): unknown =>
+      signal.aborted
+        ? new AbortedError()
+        : preempted.aborted
+          ? new TokenmillError('overloaded', 'preempted', 'A more urgent request needed this sequence; run this one again later.', { retryAfterSeconds: 0 })
+          : null;
+    const generation = this.loop.generate({
+      sequence,
+      tokens: input,
+      sampling: {
+        options: plan.options,
+        dynamic: plan.dynamic,
+        probabilities: topLogprobs !== null,
+        continueAfter: (token) => {
+          if (eog.has(token) || signal.aborted || preempted.aborted) return false;
+          sampled++;
+          plan.observe(token);
+          return !stopTokens.has(token) && sampled < maxTokens && Date.now() <= request.deadline;
+        },
+      },
+    });
 
     let completionTokens = 0;
     let previousToken = prompt.tokens[prompt.tokens.length - 1];
@@ -215,47 +245,21 @@ export class LlamaModelRunner {
     /** The request's stop string that matched, if one did (the template's own stops are not reported). */
     let stopSequence: string | undefined;
     /** Why generation ended early: the client's abort, the deadline, or an engine failure. */
-    let interruption: unknown = null;
-    // Pipelined: the next token is asked for (node-llama-cpp queues its decode) as soon as the one in hand is known to
-    // be wanted, and the one in hand is handled (text, stop strings, events, the client's SSE chunk) once that decode
-    // has started, beside llama.cpp's work rather than before it. The first token is handled at once (it is the
-    // client's time to first token). A stop string found in the text costs one token computed for nothing; it is
-    // never emitted. Penalties and biases see each token before the next one is sampled (observe comes first).
-    let pending: Promise<IteratorResult<Token | { token: Token; probabilities?: Map<Token, number> }>> | null = iterator.next();
+    let interrupted: unknown = null;
     try {
-      while (pending !== null) {
-        const step = await pending;
-        pending = null;
-        if (step.done) break;
-        const item = step.value;
-        const token = typeof item === 'number' ? item : item.token;
+      for await (const { token, probabilities } of generation) {
+        if (eog.has(token)) break;
         completionTokens++;
-        const interrupted = signal.aborted
-          ? new AbortedError()
-          : preempted.aborted
-            ? new TokenmillError('overloaded', 'preempted', 'A more urgent request needed this sequence; run this one again later.', { retryAfterSeconds: 0 })
-            : null;
-        const stopToken = interrupted === null && stopTokens.has(token);
-        const overdue = Date.now() > request.deadline;
-        if (interrupted === null) plan.observe(token);
-        if (interrupted === null && !stopToken && !overdue && completionTokens < maxTokens) {
-          pending = iterator.next();
-          if (completionTokens > 1) await Promise.race([this.hooks.nextDecodeStarted(), pending]);
-        }
         if (completionTokens === 1) yield processed;
-        if (interrupted !== null) {
-          interruption = interrupted;
-          break;
-        }
-        if (stopToken) {
+        interrupted = interruption();
+        if (interrupted !== null) break;
+        if (stopTokens.has(token)) {
           stopped = true;
           break;
         }
+        const overdue = Date.now() > request.deadline;
         const match = stopMatcher.push(decoder.push(token));
-        const logprobs =
-          topLogprobs === null || typeof item === 'number' || item.probabilities === undefined
-            ? null
-            : [this.logprobOf(token, previousToken, item.probabilities, topLogprobs)];
+        const logprobs = topLogprobs === null || probabilities === null ? null : [this.logprobOf(token, previousToken, probabilities, topLogprobs)];
         previousToken = token;
         yield* reader.push(match.emit, logprobs);
         if (match.stopped) {
@@ -268,23 +272,22 @@ export class LlamaModelRunner {
           break;
         }
         if (overdue) {
-          interruption = new TokenmillError('timeout', 'request_timeout', 'The request exceeded its deadline.');
+          interrupted = new TokenmillError('timeout', 'request_timeout', 'The request exceeded its deadline.');
           break;
         }
       }
     } catch (error) {
       // Nothing was generated: the request failed before it started, and there is nothing to account for.
       if (completionTokens === 0) throw error;
-      interruption = error;
+      interrupted = error;
     } finally {
-      // The sequence must be idle before it is released: the token asked for ahead is waited for, then the
-      // generator is closed (as a for-await loop would).
-      if (pending !== null) await pending.catch(() => undefined);
-      await iterator.return(undefined).catch(() => undefined);
+      // The sequence must be idle before it is released.
+      generation.stop();
+      await generation.finished;
     }
     const usage = { promptTokens: prompt.tokens.length, cachedTokens, completionTokens, cacheWriteTokens };
-    if (interruption !== null) {
-      yield { type: 'end', finishReason: 'cancelled', usage, error: interruption };
+    if (interrupted !== null) {
+      yield { type: 'end', finishReason: 'cancelled', usage, error: interrupted };
       return;
     }
     if (completionTokens === 0) {
@@ -298,6 +301,15 @@ export class LlamaModelRunner {
     }
     const reason = reader.finish(finishReason);
     yield { type: 'end', finishReason: reason, usage, ...(reason === 'stop' && stopSequence !== undefined ? { stopSequence } : {}) };
+  }
+
+  /** Evaluates tokens on the sequence without sampling (the state is kept for prefix reuse). */
+  private async evaluateOnly(sequence: LlamaContextSequence, tokens: Token[]): Promise<void> {
+    if (tokens.length === 0) return;
+    const generation = this.loop.generate({ sequence, tokens, sampling: null });
+    for await (const _ of generation) {
+      // no tokens are sampled; the loop ends (or throws the decode's error)
+    }
   }
 
   async embed(inputs: Array<string | number[]>, signal: AbortSignal): Promise<{ vectors: number[][]; promptTokens: number }> {
@@ -331,6 +343,7 @@ export class LlamaModelRunner {
 
   async close(): Promise<void> {
     this.scheduler.close();
+    await this.loop.close();
     if (this.embeddingContext) await (await this.embeddingContext.catch(() => undefined))?.dispose();
     await this.context.dispose();
     await this.model.dispose();

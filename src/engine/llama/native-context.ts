@@ -9,11 +9,11 @@ import type { LlamaContext, LlamaContextSequence, Token } from 'node-llama-cpp';
  * See docs/decisions/0002-thread-split.md and 0007-truncate-without-the-context-lock.md.
  *
  * 1. Thread split: `threads` for small decode steps, `batchThreads` for big batches (llama-server's -t/-tb).
- * 2. Truncating a sequence without the context lock. node-llama-cpp's `eraseContextTokenRanges` waits for the context
- *    lock, which its batch loop holds for as long as any sequence has a decode queued: under load a new request
- *    waited until every other stream finished (seconds of TTFT). Truncating the tail of an idle sequence only needs
- *    llama.cpp's KV cache to be left alone while a decode runs, so `truncate` updates the sequence's token list at
- *    once and removes the KV cells right away when no decode is running, else just before the next decode starts.
+ * 2. Truncating a sequence between decodes. Truncating the tail of an idle sequence only needs llama.cpp's KV cache
+ *    to be left alone while a decode runs, so `truncate` updates the sequence's token list at once and removes the
+ *    KV cells right away when no decode is running, else just before the next decode starts (node-llama-cpp's own
+ *    erase waited for its context lock, held for as long as any sequence generated; Tokenmill's decode loop,
+ *    decode-loop.ts, does not use that lock at all).
  * 3. Copying a computed prefix from one sequence to another (decision 0011). llama.cpp's seq_cp is not exposed, but
  *    saving a sequence's state to a file and loading it into another is; both run between decodes (a decode waits
  *    for a copy in progress and a copy for the decode in progress), never under node-llama-cpp's context lock.
@@ -38,8 +38,8 @@ export interface ThreadSplit {
 
 let copyFileCounter = 0;
 
-/** The private fields of LlamaContextSequence that `truncate` maintains as `_eraseContextTokenRanges` does. */
-interface SequenceInternals {
+/** The private fields of LlamaContextSequence that Tokenmill reads and maintains (as `_eraseContextTokenRanges` does). */
+export interface SequenceInternals {
   _sequenceId: number;
   _contextTokens: Token[];
   _nextTokenIndex: number;
@@ -55,8 +55,6 @@ export class NativeContextHooks {
   private copiesDone: Promise<void> | null = null;
   private stateWork = false;
   private readonly pendingRemovals: Array<() => void> = [];
-  /** Resolves when the next decode step starts; created by `nextDecodeStarted`. */
-  private decodeStarted: { promise: Promise<void>; resolve: () => void } | null = null;
 
   /**
    * @param maxStateTokens the most tokens a sequence holds (its context size): a state file's token list is read into
@@ -65,6 +63,7 @@ export class NativeContextHooks {
   private constructor(
     private readonly native: NativeContext,
     private readonly maxStateTokens: number,
+    private readonly split: ThreadSplit,
   ) {}
 
   /** Installs the hooks on a context. Throws when node-llama-cpp's private shape is not the expected one. */
@@ -82,24 +81,22 @@ export class NativeContextHooks {
     if (!native || methods.some((method) => typeof native[method] !== 'function')) {
       throw new Error('This node-llama-cpp build does not have the expected native context; Tokenmill needs node-llama-cpp 3.21.1.');
     }
-    const hooks = new NativeContextHooks(native as NativeContext, context.contextSize);
+    const hooks = new NativeContextHooks(native as NativeContext, context.contextSize, threads);
     hooks.wrap(threads);
     return hooks;
   }
 
   /**
    * Drops the sequence's tokens from `start` on. The sequence must be idle (no evaluation of its own in flight), as a
-   * slot is between requests. Falls back to node-llama-cpp's own (locking) erase for models whose KV cache cannot
-   * drop a tail cheaply (recurrent, hybrid, sliding-window) and for sequences with a token predictor.
+   * slot is between requests. Models whose KV cache cannot drop a tail (recurrent, hybrid, sliding-window: llama.cpp
+   * would need checkpoints) drop the whole state instead: no prefix reuse for them, but a correct one. Returns how
+   * many tokens the sequence keeps.
    */
-  async truncate(sequence: LlamaContextSequence, start: number): Promise<void> {
+  truncate(sequence: LlamaContextSequence, from: number): number {
     const internals = sequence as unknown as SequenceInternals;
     const end = internals._nextTokenIndex;
-    if (start >= end) return;
-    if (sequence.needsCheckpoints || internals._tokenPredictor !== undefined || internals._loadedTokenPredictions.length > 0) {
-      await sequence.eraseContextTokenRanges([{ start, end }]);
-      return;
-    }
+    if (from >= end) return end;
+    const start = this.canCopy(sequence) ? from : 0;
     internals._contextTokens.splice(start);
     internals._nextTokenIndex = start;
     const sequenceId = internals._sequenceId;
@@ -110,20 +107,7 @@ export class NativeContextHooks {
     };
     if (this.decoding || this.stateWork) this.pendingRemovals.push(remove);
     else remove();
-  }
-
-  /**
-   * Settles when the next decode step is handed to llama.cpp's thread. A generation that asked for its next token
-   * waits for this before handling the token it has, so that its handling overlaps the decode instead of delaying
-   * it (see LlamaModelRunner.run).
-   */
-  nextDecodeStarted(): Promise<void> {
-    if (this.decodeStarted === null) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((settle) => (resolve = settle));
-      this.decodeStarted = { promise, resolve };
-    }
-    return this.decodeStarted.promise;
+    return start;
   }
 
   /** Whether `copyPrefix` works for this sequence's model (KV caches that can drop a tail; no token predictor). */
@@ -224,7 +208,12 @@ export class NativeContextHooks {
     return result;
   }
 
-  private wrap({ threads, batchThreads, batchMinTokens }: ThreadSplit): void {
+  /** The llama.cpp threads a batch of `tokens` tokens runs on. */
+  threadsFor(tokens: number): number {
+    return tokens >= this.split.batchMinTokens ? this.split.batchThreads : this.split.threads;
+  }
+
+  private wrap({ threads, batchThreads }: ThreadSplit): void {
     const native = this.native;
     const initBatch = native.initBatch.bind(native);
     const decodeBatch = native.decodeBatch.bind(native);
@@ -241,12 +230,9 @@ export class NativeContextHooks {
       value: async () => {
         while (this.copiesDone !== null) await this.copiesDone;
         for (const remove of this.pendingRemovals.splice(0)) remove();
-        if (batchThreads !== threads) setThreads(batchSize >= batchMinTokens ? batchThreads : threads);
+        if (batchThreads !== threads) setThreads(this.threadsFor(batchSize));
         this.decoding = true;
         const decode = decodeBatch();
-        const started = this.decodeStarted;
-        this.decodeStarted = null;
-        started?.resolve();
         this.decodeDone = decode.then(
           () => {},
           () => {},

@@ -98,9 +98,7 @@ export class PrefixCache {
       const held = commonPrefixLength(slot.sequence.contextTokens, usable);
       if (this.disk !== null && held > 0) void this.disk.save(this.hooks, slot.sequence, scope, usable, held);
     }
-    const reuse = commonPrefixLength(slot.sequence.contextTokens, usable);
-    await this.hooks.truncate(slot.sequence, reuse);
-    return reuse;
+    return this.hooks.truncate(slot.sequence, commonPrefixLength(slot.sequence.contextTokens, usable));
   }
 
   /**

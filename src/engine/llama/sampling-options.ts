@@ -6,6 +6,8 @@ export const PENALTY_WINDOW = 64;
 
 export interface SamplingPlan {
   options: SequenceEvaluateOptions;
+  /** Whether the options change from token to token (penalty history, min_tokens' ban), so the sampler is re-configured. */
+  dynamic: boolean;
   /** Called with each generated token, so the penalties see the recent history. */
   observe(token: Token): void;
 }
@@ -62,6 +64,7 @@ export function planSampling(
   };
   return {
     options,
+    dynamic: penalties || typeof tokenBias === 'function',
     observe(token) {
       generated++;
       if (penalties) {
