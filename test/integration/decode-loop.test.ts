@@ -88,6 +88,32 @@ describe('decode loop (stories-260k, no HTTP)', () => {
     await together.context.dispose();
   });
 
+  test('samples read the right rows when llama.cpp reorders a batch\'s outputs (the reordering is not thread-safe)', async () => {
+    // Each round, sequences 0-3 evaluate 2 tokens while 4-7 generate one: llama.cpp's per-sequence KV streams
+    // evaluate such a batch in two micro-batches (1 token of each sequence, then the rest), so the outputs of 0-3
+    // come last, and llama.cpp swaps the rows back into batch order when they are first read. Samples taken in
+    // parallel, each applying the swaps, would read mixed rows.
+    const AND = promptTokens('and')[1];
+    const run = async (together: boolean): Promise<Token[][]> => {
+      const { context, loop } = await createContext({ sequences: 8, batchSize: 64 });
+      const drive = async (index: number): Promise<Token[]> => {
+        const prompt = promptTokens(PROMPTS[index % PROMPTS.length]);
+        if (index >= 4) return collect(generateOn(loop, context, index, prompt, 300));
+        const tokens = await collect(generateOn(loop, context, index, prompt, 1));
+        for (let round = 0; round < 150; round++) tokens.push(...(await collect(generateOn(loop, context, index, [tokens.at(-1)!, AND], 1))));
+        return tokens;
+      };
+      const results: Token[][] = [];
+      if (together) results.push(...(await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map(drive))));
+      else for (let index = 0; index < 8; index++) results.push(await drive(index));
+      await loop.close();
+      await context.dispose();
+      return results;
+    };
+    const alone = await run(false);
+    assert.deepEqual(await run(true), alone);
+  });
+
   test('stop() ends a generation after the step under way; the sequence is consistent and serves again', async () => {
     const { context, loop } = await createContext({ sequences: 2, batchSize: 64 });
     const sequence = sequences.get(context)![0];

@@ -203,7 +203,7 @@ export class DecodeLoop {
       for (const { job } of batch) this.abandon(job, error);
       return;
     }
-    const samples: Array<Promise<unknown>> = [];
+    const toSample: PlannedItem[] = [];
     for (const item of batch) {
       const job = item.job;
       const sequence = job.sequence;
@@ -215,9 +215,13 @@ export class DecodeLoop {
         this.end(job);
         continue;
       }
-      samples.push(this.sample(job, item.logitIndex));
+      toSample.push(item);
     }
-    if (samples.length > 0) await Promise.all(samples);
+    if (toSample.length === 0) return;
+    // llama.cpp puts the batch's outputs back in batch order lazily, in the first call that reads them, and that
+    // reordering is not thread-safe: the first sample runs alone, then the others in parallel on libuv's pool.
+    await this.sample(toSample[0].job, toSample[0].logitIndex);
+    if (toSample.length > 1) await Promise.all(toSample.slice(1).map((item) => this.sample(item.job, item.logitIndex)));
   }
 
   /**
@@ -247,6 +251,9 @@ export class DecodeLoop {
         room -= count;
       }
     }
+    // Sequences in id order: llama.cpp's per-sequence KV streams split a batch into micro-batches of consecutive
+    // sequence ids, so this order gives the fewest micro-batches (one for a step that only generates).
+    if (batch.length > 1) batch.sort((a, b) => a.job.sequence._sequenceId - b.job.sequence._sequenceId);
     return batch;
   }
 
