@@ -91,6 +91,7 @@ export class LlamaModelRunner {
     const loop = DecodeLoop.attach(context, model, (tokens) => hooks.threadsFor(tokens) >= cores);
     const slots: Slot[] = [];
     for (let index = 0; index < config.sequences; index++) {
+      // Sequence ids 0, 1, 2... in this order: PrefixCache.choose reads neighbours by index.
       slots.push({ sequence: context.getSequence({ contextShift: { size: 0 } }), lastUsed: 0, scope: null, pin: null });
     }
     const prefixes = await PrefixCache.create(slots, hooks, config, promptCacheDirectory);

@@ -48,24 +48,32 @@ export class PrefixCache {
   /**
    * The free slot sharing the longest prefix with the prompt, among slots of the request's cache scope; else the LRU.
    * A slot whose pinned prefix (unexpired) this prompt would overwrite is taken only when every free slot would be.
+   * While other sequences run, a free slot next to a busy one (by sequence id) is preferred unless another shares at
+   * least MIN_PREFIX_COPY more tokens: llama.cpp decodes each run of consecutive sequence ids of a batch as a
+   * separate micro-batch (its per-sequence KV streams), so scattered sequences cost a compute graph each per step.
    */
   choose(free: readonly Slot[], tokens: readonly Token[], scope: string, now: number): Slot {
-    let best = free[0];
-    let bestLength = -1;
-    let bestBreaksPin = true;
+    let best: Candidate | null = null;
+    let bestAdjacent: Candidate | null = null;
     for (const slot of free) {
       const length = slot.scope === scope ? commonPrefixLength(slot.sequence.contextTokens, tokens) : 0;
       const breaksPin =
         slot.pin !== null && slot.pin.until > now && (slot.scope !== scope || commonPrefixLength(slot.pin.prefix, tokens) < slot.pin.prefix.length);
-      const better =
-        breaksPin !== bestBreaksPin ? !breaksPin : length > bestLength || (length === bestLength && slot.lastUsed < best.lastUsed);
-      if (better) {
-        best = slot;
-        bestLength = length;
-        bestBreaksPin = breaksPin;
-      }
+      const candidate = { slot, length, breaksPin };
+      if (best === null || better(candidate, best)) best = candidate;
+      if (this.nextToBusy(slot, free) && (bestAdjacent === null || better(candidate, bestAdjacent))) bestAdjacent = candidate;
     }
-    return best;
+    if (bestAdjacent !== null && bestAdjacent.breaksPin === best!.breaksPin && best!.length - bestAdjacent.length < MIN_PREFIX_COPY) {
+      return bestAdjacent.slot;
+    }
+    return best!.slot;
+  }
+
+  /** Whether a neighbour of `slot` (sequence id one lower or higher) is busy. */
+  private nextToBusy(slot: Slot, free: readonly Slot[]): boolean {
+    const index = this.slots.indexOf(slot);
+    const busy = (neighbour: Slot | undefined) => neighbour !== undefined && !free.includes(neighbour);
+    return busy(this.slots[index - 1]) || busy(this.slots[index + 1]);
   }
 
   /**
@@ -127,6 +135,18 @@ export class PrefixCache {
     }
     return best;
   }
+}
+
+interface Candidate {
+  slot: Slot;
+  length: number;
+  breaksPin: boolean;
+}
+
+/** A slot that keeps a pin beats one that breaks it; then the longer shared prefix; then the least recently used. */
+function better(candidate: Candidate, than: Candidate): boolean {
+  if (candidate.breaksPin !== than.breaksPin) return !candidate.breaksPin;
+  return candidate.length > than.length || (candidate.length === than.length && candidate.slot.lastUsed < than.slot.lastUsed);
 }
 
 export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
