@@ -123,15 +123,7 @@ export class DecodeLoop {
     if (this.closed) job.fail(new Error('The model is shutting down.'));
     else if (job.pending.length === 0) job.fail(new Error('A generation needs at least one token to evaluate.'));
     else {
-      if (spec.sampling !== null) {
-        try {
-          job.sampler = this.createSampler();
-          job.sampler.applyConfig(sequence._resolveSamplerConfig(spec.sampling.options));
-        } catch (error) {
-          job.fail(error);
-          return job;
-        }
-      }
+      // The sampler is built while the generation's first decode runs (step), off the time to first token.
       this.jobs.push(job);
       if (!this.running) void this.drive();
     }
@@ -195,6 +187,7 @@ export class DecodeLoop {
     // thread stalls the whole step. They then run while the step's tokens are sampled.
     const overlap = !this.usesAllCores(size);
     if (overlap) this.wakeConsumers();
+    for (const { job } of batch) if (job.sampling !== null && job.sampler === null && job.samplerError === null) this.buildSampler(job);
     try {
       await decode;
       if (!overlap) this.wakeConsumers();
@@ -210,6 +203,10 @@ export class DecodeLoop {
       for (let index = 0; index < item.count; index++) sequence._contextTokens.push(job.pending[job.offset + index]);
       sequence._nextTokenIndex += item.count;
       job.offset += item.count;
+      if (job.samplerError !== null) {
+        this.fail(job, job.samplerError);
+        continue;
+      }
       if (job.offset < job.pending.length) continue;
       if (!item.sample || job.stopped) {
         this.end(job);
@@ -255,6 +252,17 @@ export class DecodeLoop {
     // sequence ids, so this order gives the fewest micro-batches (one for a step that only generates).
     if (batch.length > 1) batch.sort((a, b) => a.job.sequence._sequenceId - b.job.sequence._sequenceId);
     return batch;
+  }
+
+  /** Builds a generation's native sampler (configured once; again per token only when `dynamic`). */
+  private buildSampler(job: Job): void {
+    try {
+      const sampler = this.createSampler();
+      job.sampler = sampler;
+      sampler.applyConfig(job.sequence._resolveSamplerConfig(job.sampling!.options));
+    } catch (error) {
+      job.samplerError = error ?? new Error('The sampler could not be configured.');
+    }
   }
 
   private async sample(job: Job, logitIndex: number): Promise<void> {
@@ -322,6 +330,8 @@ class Job implements Generation {
   pending: Token[];
   offset = 0;
   sampler: NativeSampler | null = null;
+  /** Why the sampler could not be built; the generation fails once its decode in flight ended. */
+  samplerError: unknown = null;
   stopped = false;
   private readonly queue: GeneratedToken[] = [];
   private head = 0;
