@@ -106,7 +106,7 @@ function catalog(options: TokenmillServerOptions, dataDirectory: string): Record
 }
 
 /** A port that was free a moment ago on 127.0.0.1. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
@@ -118,15 +118,15 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Polls GET /ready every 100 ms until it answers 200; fails if the server exits or `timeoutMs` (ms) pass. */
-async function waitReady(baseUrl: string, timeoutMs: number, exit: Promise<number | null>): Promise<void> {
+/** Polls GET `readyPath` every 100 ms until it answers 200; fails if the server exits or `timeoutMs` (ms) pass. */
+export async function waitReady(baseUrl: string, timeoutMs: number, exit: Promise<number | null>, readyPath = '/ready'): Promise<void> {
   let exitCode: number | null | undefined;
   void exit.then((code) => (exitCode = code));
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (exitCode !== undefined) throw new Error(`the server exited with code ${exitCode} before it was ready`);
     try {
-      const response = await fetch(`${baseUrl}/ready`, { signal: AbortSignal.timeout(1_000) });
+      const response = await fetch(`${baseUrl}${readyPath}`, { signal: AbortSignal.timeout(1_000) });
       await response.arrayBuffer();
       if (response.status === 200) return;
     } catch {
