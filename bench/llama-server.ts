@@ -17,13 +17,12 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { BENCH_MODELS, ensureBench58m, servedModel, type BenchModel } from './bench-models.js';
-import { exited, installChildCleanup, OutputTail, stopChild, trackChild } from './child-processes.js';
+import { installChildCleanup } from './child-processes.js';
 import { describeMachine, formatMachine } from './machine.js';
 import { MODEL_NAMES, parsePositiveInteger, parsePositiveIntegerList, requestsForLevel, type ModelName } from './options.js';
-import { processCpuMs } from './process-cpu.js';
 import { mergeServerRounds } from './rounds.js';
 import { runUniquePrompts, type ServerLevel } from './scenarios/unique-prompts.js';
-import { freePort, startTokenmill, waitReady } from './server-process.js';
+import { freePort, startTokenmill, watchServer, type TokenmillServer } from './server-process.js';
 
 const CONTEXT_SIZE = 2048;
 const TEMPERATURE = 0.7;
@@ -36,14 +35,7 @@ function log(line: string): void {
   process.stderr.write(`[llama-server bench] ${line}\n`);
 }
 
-interface Server {
-  baseUrl: string;
-  cpuMs(): number | null;
-  logTail(): string;
-  stop(): Promise<void>;
-}
-
-async function startLlamaServer(binary: string, model: BenchModel, sequences: number, extraArgs: string[]): Promise<Server> {
+async function startLlamaServer(binary: string, model: BenchModel, sequences: number, extraArgs: string[]): Promise<TokenmillServer> {
   const port = await freePort();
   const flashAttention = model.flashAttention === 'auto' ? 'auto' : model.flashAttention ? 'on' : 'off';
   const args = [
@@ -60,27 +52,10 @@ async function startLlamaServer(binary: string, model: BenchModel, sequences: nu
     ...extraArgs,
   ];
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  trackChild(child);
-  const stdout = new OutputTail(child.stdout);
-  const stderr = new OutputTail(child.stderr);
-  const baseUrl = `http://127.0.0.1:${port}`;
-  const stop = () => stopChild(child, 5_000);
-  try {
-    await waitReady(baseUrl, READY_TIMEOUT_MS, exited(child), '/health');
-  } catch (error) {
-    await stop();
-    throw new Error(`${(error as Error).message}\nllama-server ${args.join(' ')}\nstderr:\n${stderr}`);
-  }
-  const pid = child.pid;
-  return {
-    baseUrl,
-    stop,
-    cpuMs: () => (pid === undefined ? null : processCpuMs(pid)),
-    logTail: () => `stdout:\n${stdout}\nstderr:\n${stderr}`,
-  };
+  return watchServer(child, `http://127.0.0.1:${port}`, '/health', READY_TIMEOUT_MS);
 }
 
-async function measure(server: Server, model: BenchModel, modelId: string, concurrency: number[], requests: number | null, label: string): Promise<ServerLevel[]> {
+async function measure(server: TokenmillServer, model: BenchModel, modelId: string, concurrency: number[], requests: number | null, label: string): Promise<ServerLevel[]> {
   try {
     const result = await runUniquePrompts({
       baseUrl: server.baseUrl,

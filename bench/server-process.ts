@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -57,27 +57,49 @@ export async function startTokenmill(options: TokenmillServerOptions): Promise<T
     [...(options.nodeFlags ?? []), path.join(repositoryRoot, 'bin', 'tokenmill.js'), 'serve', '--config', configPath, '--port', String(port)],
     { cwd: repositoryRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TOKENMILL_LOG_LEVEL: 'warn', ...options.env } },
   );
-  trackChild(child);
-  const stdout = new OutputTail(child.stdout);
-  const stderr = new OutputTail(child.stderr);
-  const baseUrl = `http://127.0.0.1:${port}`;
-  const stop = async (): Promise<void> => {
-    await stopChild(child, 5_000);
+  return watchServer(child, `http://127.0.0.1:${port}`, '/ready', options.readyTimeoutMs, async () => {
     await rm(directory, { recursive: true, force: true });
     process.off('exit', removeDirectory);
+  });
+}
+
+/**
+ * Tracks a spawned HTTP server (llama-server too) until GET `readyPath` answers 200, and returns its handle; if it
+ * exits or is not ready in time, stops it and throws with its output. `cleanup` runs after it stopped.
+ */
+export async function watchServer(
+  child: ChildProcess,
+  baseUrl: string,
+  readyPath: string,
+  readyTimeoutMs: number,
+  cleanup: () => Promise<void> = async () => {},
+): Promise<TokenmillServer> {
+  trackChild(child);
+  const stdout = new OutputTail(child.stdout!);
+  const stderr = new OutputTail(child.stderr!);
+  const stop = async (): Promise<void> => {
+    await stopChild(child, 5_000);
+    await cleanup();
   };
   try {
-    await waitReady(baseUrl, options.readyTimeoutMs, exited(child));
+    await waitReady(baseUrl, readyTimeoutMs, exited(child), readyPath);
   } catch (error) {
     await stop();
-    throw new Error(`${(error as Error).message}\nserver stdout:\n${stdout}\nserver stderr:\n${stderr}`);
+    throw new Error(`${(error as Error).message}
+server stdout:
+${stdout}
+server stderr:
+${stderr}`);
   }
   const pid = child.pid;
   return {
     baseUrl,
     stop,
     cpuMs: () => (pid === undefined ? null : processCpuMs(pid)),
-    logTail: () => `stdout:\n${stdout}\nstderr:\n${stderr}`,
+    logTail: () => `stdout:
+${stdout}
+stderr:
+${stderr}`,
   };
 }
 
@@ -119,7 +141,7 @@ export function freePort(): Promise<number> {
 }
 
 /** Polls GET `readyPath` every 100 ms until it answers 200; fails if the server exits or `timeoutMs` (ms) pass. */
-export async function waitReady(baseUrl: string, timeoutMs: number, exit: Promise<number | null>, readyPath = '/ready'): Promise<void> {
+async function waitReady(baseUrl: string, timeoutMs: number, exit: Promise<number | null>, readyPath = '/ready'): Promise<void> {
   let exitCode: number | null | undefined;
   void exit.then((code) => (exitCode = code));
   const deadline = Date.now() + timeoutMs;
