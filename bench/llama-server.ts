@@ -9,7 +9,8 @@
  * node-llama-cpp 3.21.1 bundles (bench/README.md says how). Without one, the script says so and exits 0.
  * Both servers get the same model, 16 sequences (slots), context 2048 per sequence, 1 thread for small steps and all
  * cores for batches (llama-server: -t 1 -tb <cores>), the same flash-attention setting, and the same load: the
- * unique-prompt scenario of `run.js` on /v1/completions (raw prompts, so no chat template differs), measured
+ * unique-prompt scenario of `run.js` on /v1/completions (raw prompts, so no chat template differs; a connection per
+ * request, since llama-server dropped reused and kept-alive ones), measured
  * alternately `--rounds` times and merged as run.js merges them.
  */
 import { spawn } from 'node:child_process';
@@ -68,6 +69,7 @@ async function measure(server: TokenmillServer, model: BenchModel, modelId: stri
       temperature: TEMPERATURE,
       timeoutMs: REQUEST_TIMEOUT_MS,
       serverCpuMs: () => server.cpuMs(),
+      keepAlive: false,
       log: (line) => log(`${model.name}: ${label} ${line.replace(/^server /, '')}`),
     });
     return result.levels;

@@ -18,6 +18,11 @@ export interface LoadOptions {
   body: (index: number) => unknown;
   /** Deadline of each request from sending to the end of its stream, ms. */
   timeoutMs: number;
+  /**
+   * Whether clients reuse connections (default true). false: a connection per request, with `connection: close`
+   * (llama-server dropped about a third of new connections that did not say so, unanswered).
+   */
+  keepAlive?: boolean;
 }
 
 /** What one streaming request saw, timed on the client. */
@@ -73,14 +78,14 @@ export interface LoadSummary {
 /** Runs the load and returns every request's sample; it never throws for a failed request (the sample says why). */
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const url = new URL(options.path, options.baseUrl);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency });
+  const agent = new http.Agent({ keepAlive: options.keepAlive ?? true, maxSockets: options.concurrency });
   const samples: RequestSample[] = [];
   let next = 0;
   const client = async (): Promise<void> => {
     while (next < options.requests) {
       const index = next++;
       const body = JSON.stringify(options.body(index));
-      samples.push(await streamRequest({ url, body, agent, timeoutMs: options.timeoutMs, index }));
+      samples.push(await streamRequest({ url, body, agent, keepAlive: options.keepAlive ?? true, timeoutMs: options.timeoutMs, index }));
     }
   };
   const started = performance.now();
@@ -121,6 +126,7 @@ interface StreamRequestOptions {
   url: URL;
   body: string;
   agent: http.Agent;
+  keepAlive: boolean;
   timeoutMs: number;
   index: number;
 }
@@ -152,7 +158,11 @@ function streamRequest(options: StreamRequestOptions): Promise<RequestSample> {
     const request = http.request(options.url, {
       method: 'POST',
       agent: options.agent,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(options.body) },
+      headers: {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(options.body),
+        ...(options.keepAlive ? {} : { connection: 'close' }),
+      },
       signal: AbortSignal.timeout(options.timeoutMs),
     });
     // AbortSignal.timeout is the only signal here: an abort means the deadline passed.

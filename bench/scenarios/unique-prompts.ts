@@ -25,6 +25,8 @@ export interface UniquePromptsOptions {
   /** CPU time the server has used so far, ms (TokenmillServer.cpuMs); null when unknown. */
   serverCpuMs: () => number | null;
   log: (line: string) => void;
+  /** Connection reuse of the clients (LoadOptions.keepAlive; default true). */
+  keepAlive?: boolean;
 }
 
 /** A level as the clients saw it, plus the server's CPU time meanwhile. */
@@ -55,6 +57,7 @@ export async function runUniquePrompts(options: UniquePromptsOptions): Promise<U
         requests: options.requestsForLevel(concurrency),
         body: () => requestBody(options, uniquePromptText(promptWords), options.maxTokens),
         timeoutMs: options.timeoutMs,
+        keepAlive: options.keepAlive,
       }),
     );
     options.log(
@@ -118,6 +121,7 @@ async function calibratePromptWords(options: UniquePromptsOptions): Promise<numb
       requests: 2,
       body: () => requestBody(options, uniquePromptText(guess), 16),
       timeoutMs: options.timeoutMs,
+      keepAlive: options.keepAlive,
     }),
   );
   if (warmUp.errors > 0) throw new Error(`warm-up request failed: ${warmUp.firstError}`);

@@ -31,7 +31,8 @@ export class SseWriter {
       ...this.headers,
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
-      connection: 'keep-alive',
+      // No `connection` header: Node's own says keep-alive or close as the request asked (forcing keep-alive told a
+      // client that sent `Connection: close` to reuse the socket, whose next request Node then refused with a 400).
       'x-accel-buffering': 'no',
     });
     // No flushHeaders(): the first event is written at once (see queue), and goes out with the headers in one packet.

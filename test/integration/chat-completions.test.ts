@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import type OpenAI from 'openai';
 import { startTestServer, STORIES, type TestServer } from '../helpers/test-server.js';
@@ -414,5 +415,40 @@ describe('POST /v1/chat/completions', () => {
     assert.match(response.headers.get('x-request-id') ?? '', /^req_/);
     const body = await response.text();
     assert.ok(body.trimEnd().endsWith('data: [DONE]'));
+  });
+
+  test('streams honour `Connection: close`: back-to-back requests on fresh connections all succeed', async () => {
+    // A client that asks to close must not be told keep-alive: it would reuse the socket, and Node refuses a second
+    // request on a connection that said close (a 400 outside the API's error shape).
+    const agent = new http.Agent({ keepAlive: false, maxSockets: 4 });
+    const body = JSON.stringify({ model: STORIES, messages: PROMPT, max_tokens: 2, stream: true });
+    const once = () =>
+      new Promise<{ status: number; connection: string | undefined; text: string }>((resolve, reject) => {
+        const request = http.request(`${server.url}/v1/chat/completions`, {
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' },
+        });
+        request.on('error', reject);
+        request.on('response', (response) => {
+          let text = '';
+          response.setEncoding('utf8');
+          response.on('data', (chunk: string) => (text += chunk));
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, connection: response.headers.connection, text }));
+        });
+        request.end(body);
+      });
+    const clients = Array.from({ length: 4 }, async () => {
+      const results = [];
+      for (let index = 0; index < 6; index++) results.push(await once());
+      return results;
+    });
+    const results = (await Promise.all(clients)).flat();
+    agent.destroy();
+    for (const result of results) {
+      assert.equal(result.status, 200, result.text);
+      assert.equal(result.connection, 'close');
+      assert.ok(result.text.trimEnd().endsWith('data: [DONE]'));
+    }
   });
 });
