@@ -84,12 +84,14 @@ try {
     }
   }
   const rounds = option('--rounds', 10);
+  const cpuBefore = gateway.cpuMs();
   for (let round = 0; round < rounds; round++) {
     for (const { name, body } of cases) {
       for (let index = 0; index < 50; index++) push(`${name} direct`, await timed(direct, body, null));
       for (let index = 0; index < 50; index++) push(`${name} gateway`, await timed(through, body, key));
     }
   }
+  const cpuAfter = gateway.cpuMs();
   const lines = [
     '| request | direct p50 ms | gateway p50 ms | added p50 ms | direct p99 ms | gateway p99 ms | added p99 ms | requests each |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -103,6 +105,11 @@ try {
     );
   }
   console.log(lines.join('\n'));
+  if (cpuBefore !== null && cpuAfter !== null) {
+    // CPU time rather than latency: it moves far less with what else runs on the machine.
+    const gatewayRequests = rounds * cases.length * 50;
+    console.log(`gateway process CPU per sequential request: ${((cpuAfter - cpuBefore) / gatewayRequests).toFixed(3)} ms (${gatewayRequests} requests, all threads)`);
+  }
 
   const seconds = option('--seconds', 5);
   const concurrency = option('--concurrency', 16);
