@@ -66,7 +66,7 @@ export async function openStore(options: { databaseUrl: string | null; dataDir: 
   const kysely = new Kysely<Tables>({ dialect: new ImmediateSqliteDialect({ database: cachingStatements(database) }) });
   const checkpointer = startCheckpointer(join(options.dataDir, 'tokenmill.db'));
   // The hot path prepares its statements against the tables, so it is built lazily, after migrations.
-  return new KyselyStore(kysely, sqliteDialect, () => new SqliteHotPath(database, kysely), checkpointer.stop);
+  return new KyselyStore(kysely, sqliteDialect, () => new SqliteHotPath(database, kysely, SQLITE_BUSY_TIMEOUT_MS), checkpointer.stop);
 }
 
 /** Statements kept per SQL text; Kysely's queries have a fixed set of shapes, so this stays small. */
