@@ -11,6 +11,8 @@ const CLOSE_TIMEOUT_MS = 5000;
  * process open only while a group is out.
  */
 export class SettlementWorker {
+  /** The write lock between this thread and the settlement thread: 0 free, 1 taken (Atomics on shared memory). */
+  readonly #writeLock = new Int32Array(new SharedArrayBuffer(4));
   #worker: Worker | null = null;
   #nextBatch = 0;
   readonly #waiting = new Map<number, { resolve: (results: unknown[]) => void; reject: (error: unknown) => void }>();
@@ -32,6 +34,20 @@ export class SettlementWorker {
     });
   }
 
+  /**
+   * Takes the write lock for a synchronous write on this thread, unless the settlement thread holds it (false). The
+   * settlement thread takes it around each group's transaction, blocking until it is free: neither thread ever sleeps
+   * in SQLite's busy handler for the other, and a group waiting for a core does not hold this thread back.
+   */
+  tryLock(): boolean {
+    return Atomics.compareExchange(this.#writeLock, 0, 0, 1) === 0;
+  }
+
+  unlock(): void {
+    Atomics.store(this.#writeLock, 0, 0);
+    Atomics.notify(this.#writeLock, 0);
+  }
+
   /** Lets the thread close its connection and end (call once no group is out). */
   async close(): Promise<void> {
     const worker = this.#worker;
@@ -48,7 +64,9 @@ export class SettlementWorker {
 
   start(): Worker {
     if (this.#worker !== null) return this.#worker;
-    const worker = new Worker(new URL('./settlement-thread.js', import.meta.url), { workerData: { path: this.path, busyTimeoutMs: this.busyTimeoutMs } });
+    const worker = new Worker(new URL('./settlement-thread.js', import.meta.url), {
+      workerData: { path: this.path, busyTimeoutMs: this.busyTimeoutMs, writeLock: this.#writeLock },
+    });
     worker.unref();
     worker.on('message', (reply: SettleReply) => {
       const waiting = this.#waiting.get(reply.batch);
@@ -60,6 +78,8 @@ export class SettlementWorker {
     });
     const fail = (error: unknown) => {
       if (this.#worker === worker) this.#worker = null;
+      // A thread that ended inside a group no longer holds anything.
+      this.unlock();
       for (const waiting of this.#waiting.values()) waiting.reject(error);
       this.#waiting.clear();
     };

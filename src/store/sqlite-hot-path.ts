@@ -155,15 +155,20 @@ export class SqliteHotPath {
   }
 
   /**
-   * Runs `work` when no other write holds the database: after the settlement thread's group commit, if one is out
-   * (SQLite's busy handler would otherwise put this thread to sleep for a millisecond or more), and outside any Kysely
-   * transaction: at once when none is open on the connection (`work` is synchronous, so none can begin meanwhile),
-   * else once Kysely's connection lock, which a transaction holds, is free.
+   * Runs `work` when no other write holds the database: with the write lock shared with the settlement thread (after
+   * its group is committed, if it holds the lock now: SQLite's busy handler would otherwise put this thread to sleep
+   * for a millisecond or more), and outside any Kysely transaction: at once when none is open on the connection
+   * (`work` is synchronous, so none can begin meanwhile), else once Kysely's connection lock, which a transaction
+   * holds, is free.
    */
   async #locked<T>(work: () => T): Promise<T> {
-    while (this.#committing !== null) await this.#committing;
-    if (!this.#database.inTransaction) return work();
-    return this.#kysely.connection().execute(async () => work());
+    if (this.#database.inTransaction) return this.#kysely.connection().execute(() => this.#locked(work));
+    while (!this.#settlements.tryLock()) await (this.#committing ?? new Promise((resolve) => setImmediate(resolve)));
+    try {
+      return work();
+    } finally {
+      this.#settlements.unlock();
+    }
   }
 }
 
