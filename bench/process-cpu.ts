@@ -8,8 +8,17 @@ const TICKS_PER_SECOND = 100;
  * null where /proc is not available. Used to tell where time goes: server vs load generator vs ceiling.
  */
 export function processCpuMs(pid: number): number | null {
+  return statCpuMs(`/proc/${pid}/stat`);
+}
+
+/** CPU time of process `pid`'s main thread alone (Node's event loop), ms, as processCpuMs; null without /proc. */
+export function mainThreadCpuMs(pid: number): number | null {
+  return statCpuMs(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function statCpuMs(file: string): number | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(file, 'utf8');
     // Fields after the command name, which is parenthesized and may hold spaces: state is field 3, utime 14, stime 15.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { exited, OutputTail, stopChild, trackChild } from './child-processes.js';
 import { repositoryRoot } from './paths.js';
-import { processCpuMs } from './process-cpu.js';
+import { mainThreadCpuMs, processCpuMs } from './process-cpu.js';
 
 export interface TokenmillServerOptions {
   /** The id clients send as `model`. */
@@ -37,6 +37,8 @@ export interface TokenmillServer {
   baseUrl: string;
   /** CPU time the server process has used so far (all threads), ms; null where /proc is missing. */
   cpuMs(): number | null;
+  /** CPU time of its main thread (the event loop) alone, ms; null where /proc is missing. */
+  mainThreadCpuMs(): number | null;
   /** The last few KB the server wrote to stdout and stderr, to explain a failure. */
   logTail(): string;
   /** SIGTERM (SIGKILL after 5 s), then removes the temporary catalog. */
@@ -85,21 +87,15 @@ export async function watchServer(
     await waitReady(baseUrl, readyTimeoutMs, exited(child), readyPath);
   } catch (error) {
     await stop();
-    throw new Error(`${(error as Error).message}
-server stdout:
-${stdout}
-server stderr:
-${stderr}`);
+    throw new Error(`${(error as Error).message}\nserver stdout:\n${stdout}\nserver stderr:\n${stderr}`);
   }
   const pid = child.pid;
   return {
     baseUrl,
     stop,
     cpuMs: () => (pid === undefined ? null : processCpuMs(pid)),
-    logTail: () => `stdout:
-${stdout}
-stderr:
-${stderr}`,
+    mainThreadCpuMs: () => (pid === undefined ? null : mainThreadCpuMs(pid)),
+    logTail: () => `stdout:\n${stdout}\nstderr:\n${stderr}`,
   };
 }
 

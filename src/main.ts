@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { TokenmillConfig } from './config/schema.js';
 import { AccountService } from './core/accounts/account-service.js';
+import { KeyCache } from './core/accounts/key-cache.js';
 import { Authenticator } from './core/accounts/authenticator.js';
 import { bootstrapAccounts, type BootstrapSecrets } from './core/accounts/bootstrap.js';
 import { toModelPrices, type ModelPrices } from './core/billing/prices.js';
@@ -43,6 +44,8 @@ export interface RunningServer {
 
 /** Re-reading `last_used_at` more often than this is not worth a write per request. */
 const TOUCH_INTERVAL_SECONDS = 60;
+/** Keys whose last touch is remembered; past it the memory starts over (at worst one extra write per key). */
+const TOUCHED_KEYS_KEPT = 10_000;
 
 /**
  * The composition root: config -> store, limiter, engine -> app -> listen. The server listens before the models are
@@ -203,11 +206,12 @@ async function openAuthServices(
   nowSeconds: () => number,
 ): Promise<{ auth: AuthServices; store: Store; limiter: RateLimiter; secrets: BootstrapSecrets }> {
   const limiter = createRateLimiter({ redisUrl: config.storage.redis_url });
-  const accounts = new AccountService(store, nowSeconds);
+  const keyCache = new KeyCache(config.auth.key_cache_ttl_ms, Date.now);
+  const accounts = new AccountService(store, nowSeconds, keyCache);
   const secrets = await bootstrapAccounts(store, accounts, config.auth);
   // Holds older than the longest a request may run were left by a crashed process.
   await store.releaseStale(nowSeconds() - Math.ceil(config.server.request_timeout_ms / 1000) - 60);
-  const authenticator = new Authenticator(store, nowSeconds);
+  const authenticator = new Authenticator(store, nowSeconds, keyCache);
   await authenticator.load();
   const prices = new Map<string, ModelPrices>(config.models.map((model) => [model.id, toModelPrices(model.prices)]));
   const gate = new RequestGate({
@@ -225,13 +229,19 @@ async function openAuthServices(
     },
     now: Date.now,
   });
+  /** When this process last wrote each key's last_used_at, unix seconds. */
+  const touched = new Map<string, number>();
   const auth: AuthServices = {
     authenticator,
     gate,
     accounts,
     touchKey(keyId, lastUsedAt) {
       const now = nowSeconds();
-      if (lastUsedAt !== null && now - lastUsedAt < TOUCH_INTERVAL_SECONDS) return;
+      // A cached key's lastUsedAt is as old as the cache entry: this process's own touches count too.
+      const last = Math.max(lastUsedAt ?? -Infinity, touched.get(keyId) ?? -Infinity);
+      if (now - last < TOUCH_INTERVAL_SECONDS) return;
+      if (touched.size >= TOUCHED_KEYS_KEPT) touched.clear();
+      touched.set(keyId, now);
       void store.touchKey(keyId, now).catch(() => {});
     },
   };

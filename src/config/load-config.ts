@@ -134,6 +134,11 @@ function applyEnvironment(raw: RawCatalog, env: NodeJS.ProcessEnv): void {
     defaults[key] = value === 'none' ? null : number;
   }
   if (Object.keys(defaults).length > 0) auth.default_key_limits = defaults;
+  if (env.TOKENMILL_KEY_CACHE_TTL_MS !== undefined && env.TOKENMILL_KEY_CACHE_TTL_MS !== '') {
+    const ttl = Number(env.TOKENMILL_KEY_CACHE_TTL_MS);
+    if (!Number.isFinite(ttl)) throw new ConfigError(`TOKENMILL_KEY_CACHE_TTL_MS must be a number, got '${env.TOKENMILL_KEY_CACHE_TTL_MS}'`);
+    auth.key_cache_ttl_ms = ttl;
+  }
   raw.auth = auth;
   const section = (name: string, settings: Record<string, string>) => {
     const values: Record<string, unknown> = { ...((raw[name] as Record<string, unknown> | undefined) ?? {}) };

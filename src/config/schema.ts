@@ -235,6 +235,12 @@ export const authSchema = z
       })
       .strict()
       .default({ rpm: 10_000, tpm: 10_000_000, max_concurrency: null }),
+    /**
+     * How long a key found by its secret is used without looking it up again, ms (0: every request looks it up). A
+     * revocation or a limit changed through another instance, or in the database, takes up to this long to apply
+     * here; through this instance's admin API it applies at once.
+     */
+    key_cache_ttl_ms: z.number().int().nonnegative().default(5000),
   })
   .strict();
 
@@ -310,6 +316,7 @@ export const environmentVariables = {
   TOKENMILL_AUTH: 'set to "off" to accept any key with no limits and no billing (default on)',
   TOKENMILL_DEFAULT_KEY_RPM: 'requests per minute of a key that sets no rpm of its own; "none": unlimited (default 10000)',
   TOKENMILL_DEFAULT_KEY_TPM: 'tokens per minute of a key that sets no tpm of its own; "none": unlimited (default 10000000)',
+  TOKENMILL_KEY_CACHE_TTL_MS: 'how long a key found by its secret is used before it is looked up again, ms; a revocation through another instance applies within it; 0: no cache (default 5000)',
   TOKENMILL_BATCH_WINDOW_SECONDS: 'how long a batch may run before it expires, seconds (default 86400)',
   TOKENMILL_BATCH_CONCURRENCY: 'batch lines one instance runs at once at most (default 64)',
   TOKENMILL_BATCH_POLL_INTERVAL_MS: 'how often idle batch workers look for work, ms (default 500)',

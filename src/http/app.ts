@@ -48,9 +48,15 @@ export interface AppDependencies {
   logger: FastifyServerOptions['logger'];
 }
 
+/**
+ * `req_` and 24 hex digits: 48 bits of the time in ms, then 48 random bits (randomUUID draws from a cached entropy
+ * pool; randomBytes costs ~15 us per call here). The request id is its usage record's primary key: ids in time order
+ * are inserted at the end of that index, one page written per group commit instead of a random page per record
+ * (docs/decisions/0019).
+ */
 export function newRequestId(): string {
-  // randomUUID draws from a cached entropy pool (randomBytes costs ~15 us per call here); 24 hex digits, 92 random bits.
-  return `req_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
+  const uuid = randomUUID();
+  return `req_${Date.now().toString(16).padStart(12, '0').slice(-12)}${uuid.slice(0, 8)}${uuid.slice(9, 13)}`;
 }
 
 export function createApp(deps: AppDependencies): FastifyInstance {

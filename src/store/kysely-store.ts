@@ -19,6 +19,8 @@ export interface HotPath {
   findKeyWithAccountByHash?(secretHash: string): { key: ApiKey; account: Account } | null;
   /** Commits what waits to be committed (group commit); called before the store closes. */
   flush?(): Promise<void>;
+  /** Releases what it holds (a thread), after `flush`. */
+  close?(): Promise<void>;
 }
 import type {
   AccountLimits,
@@ -92,6 +94,7 @@ export class KyselyStore implements Store {
 
   async close(): Promise<void> {
     await this.#builtHotPath?.flush?.();
+    await this.#builtHotPath?.close?.();
     await this.#db.destroy();
     await this.afterClose();
   }

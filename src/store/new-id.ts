@@ -1,9 +1,21 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 
-/** A random id such as `acct_3f9c…`: the prefix names the kind, then 24 hex digits (92 random bits). */
+/**
+ * A new id such as `acct_3f9c…`: the prefix names the kind, then 24 hex digits. Accounts and keys get 92 random bits;
+ * ledger entries, files and batches get the time first (`orderedHex24`), since they are written in order and listed
+ * or indexed by it.
+ */
 export function newId(prefix: 'acct' | 'key' | 'led' | 'file' | 'batch'): string {
-  if (prefix === 'file' || prefix === 'batch') return newOrderedId(prefix);
-  return `${prefix}_${randomHex24()}`;
+  switch (prefix) {
+    case 'file':
+      // OpenAI spells file ids `file-…`.
+      return `file-${orderedHex24()}`;
+    case 'batch':
+    case 'led':
+      return `${prefix}_${orderedHex24()}`;
+    default:
+      return `${prefix}_${randomHex24()}`;
+  }
 }
 
 /**
@@ -16,10 +28,12 @@ export function randomHex24(): string {
 }
 
 /**
- * Ids of files and batches (OpenAI spells them `file-…` and `batch_…`): 48 bits of the time in ms, then 48 random
- * bits, in hex. Lists page by (created_at, id); created_at has whole seconds, so the id keeps creation order within one.
+ * 24 hex digits: 48 bits of the time in ms, then 48 random bits. Lists page by (created_at, id) and created_at has
+ * whole seconds, so the id keeps creation order within one. As a primary key it is inserted at the end of its index
+ * instead of at a random leaf: one B-tree page written per commit instead of one per row (a ledger entry per request,
+ * docs/decisions/0019). Two ids of one millisecond collide with probability 2^-48.
  */
-function newOrderedId(prefix: 'file' | 'batch'): string {
-  const time = Date.now().toString(16).padStart(12, '0').slice(-12);
-  return `${prefix}${prefix === 'file' ? '-' : '_'}${time}${randomBytes(6).toString('hex')}`;
+export function orderedHex24(): string {
+  const uuid = randomUUID();
+  return Date.now().toString(16).padStart(12, '0').slice(-12) + uuid.slice(0, 8) + uuid.slice(9, 13);
 }

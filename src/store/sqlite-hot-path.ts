@@ -1,7 +1,8 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import { rowToKeyWithAccount, type KeyWithAccountRow } from './repositories/keys-repository.js';
-import { newId } from './new-id.js';
+import { SettlementWorker } from './settlement-worker.js';
+import { prepareFunds } from './sqlite-settlement.js';
 import type { Account, ApiKey, ReservationRequest, ReservationResult, UsageRecord } from './store.js';
 import type { Tables } from './tables.js';
 import { assertSafeInteger, toSafeInteger } from './to-safe-integer.js';
@@ -20,14 +21,17 @@ export class SqliteHotPath {
   readonly #database: BetterSqlite3.Database;
   readonly #keyWithAccount: BetterSqlite3.Statement<[string]>;
   readonly #reserve: (request: ReservationRequest) => ReservationResult;
-  /** Settles records in one transaction, each in a savepoint of its own; per record null or the error it threw. */
-  readonly #settleMany: (records: UsageRecord[]) => unknown[];
+  /** Commits groups of settlements on a thread of its own. */
+  readonly #settlements: SettlementWorker;
+  /** The group the settlement thread is committing, if any. */
+  #committing: Promise<void> | null = null;
   /** Settlements waiting for the next group commit. */
   #pendingSettles: Array<{ record: UsageRecord; resolve: () => void; reject: (error: unknown) => void }> = [];
   #settleTimer: NodeJS.Timeout | null = null;
   readonly #release: (requestId: string) => boolean;
 
-  constructor(database: BetterSqlite3.Database, kysely: Kysely<Tables>) {
+  /** `busyTimeoutMs`: the settlement thread's connection waits this long for a write lock held elsewhere. */
+  constructor(database: BetterSqlite3.Database, kysely: Kysely<Tables>, busyTimeoutMs: number) {
     this.#kysely = kysely;
     this.#database = database;
     this.#keyWithAccount = database.prepare(
@@ -52,25 +56,7 @@ export class SqliteHotPath {
       `insert into reservations (request_id, account_id, key_id, amount_micros, created_at)
        values (@request, @account, @key, @amount, @now)`,
     );
-    const takeReservation = database.prepare('delete from reservations where request_id = ? returning *');
-    const creditAccount = database.prepare('update accounts set balance_micros = balance_micros + @amount where id = @account');
-    const uncheckKey = database.prepare('update api_keys set spent_micros = spent_micros - @amount where id = @key');
-    const insertUsage = database.prepare(
-      `insert into usage_records (id, created_at, account_id, key_id, model, endpoint, status, prompt_tokens,
-                                  cached_tokens, completion_tokens, cost_micros, latency_ms, ttft_ms, batch_id,
-                                  cache_write_tokens)
-       values (@id, @createdAt, @accountId, @keyId, @model, @endpoint, @status, @promptTokens,
-               @cachedTokens, @completionTokens, @costMicros, @latencyMs, @ttftMs, @batchId, @cacheWriteTokens)`,
-    );
-    const insertLedger = database.prepare(
-      `insert into ledger_entries (id, account_id, amount_micros, kind, request_id, note, created_at)
-       values (?, ?, ?, 'usage', ?, null, ?)`,
-    );
-
-    const returnFunds = (account: string, key: string | null, amount: number) => {
-      creditAccount.run({ account, amount });
-      if (key !== null) uncheckKey.run({ key, amount });
-    };
+    const funds = prepareFunds(database);
 
     const reserve = database.transaction((request: ReservationRequest): ReservationResult => {
       const amount = request.amountMicros;
@@ -96,40 +82,14 @@ export class SqliteHotPath {
       }
     };
 
-    const settleOne = database
-      .transaction((record: UsageRecord) => {
-        const reservation = takeReservation.get(record.id) as ReservationRow | undefined;
-        if (reservation === undefined) return;
-        const held = toSafeInteger(reservation.amount_micros);
-        if (record.costMicros > held) {
-          throw new Error(`settle ${record.id}: cost ${record.costMicros} micro-USD exceeds the ${held} reserved`);
-        }
-        if (record.accountId !== reservation.account_id) {
-          throw new Error(`settle ${record.id}: account ${record.accountId} is not the reservation's ${reservation.account_id}`);
-        }
-        returnFunds(reservation.account_id, reservation.key_id, held - record.costMicros);
-        insertUsage.run({ ...record, cacheWriteTokens: record.cacheWriteTokens ?? 0 });
-        insertLedger.run(newId('led'), record.accountId, -record.costMicros, record.id, record.createdAt);
-      });
-    // Inside the outer transaction each settleOne runs as a savepoint: a record that fails rolls back alone.
-    this.#settleMany = database
-      .transaction((records: UsageRecord[]) =>
-        records.map((record) => {
-          try {
-            settleOne(record);
-            return null;
-          } catch (error) {
-            return error;
-          }
-        }),
-      )
-      .immediate.bind(null) as (records: UsageRecord[]) => unknown[];
+    this.#settlements = new SettlementWorker(database.name, busyTimeoutMs);
+    this.#settlements.start();
 
     this.#release = database
       .transaction((requestId: string): boolean => {
-        const reservation = takeReservation.get(requestId) as ReservationRow | undefined;
+        const reservation = funds.takeReservation(requestId);
         if (reservation === undefined) return false;
-        returnFunds(reservation.account_id, reservation.key_id, toSafeInteger(reservation.amount_micros));
+        funds.returnFunds(reservation.account_id, reservation.key_id, toSafeInteger(reservation.amount_micros));
         return true;
       })
       .immediate.bind(null) as (requestId: string) => boolean;
@@ -148,7 +108,8 @@ export class SqliteHotPath {
 
   /**
    * Settles a reservation. Settlements are group-committed (decision 0017): up to SETTLE_DELAY_MS later, with those
-   * that came meanwhile (at most SETTLE_BATCH), in one transaction. The promise resolves once the record is committed.
+   * that came meanwhile (at most SETTLE_BATCH), in one transaction on the settlement thread (decision 0019). The
+   * promise resolves once the record is committed.
    */
   settle(record: UsageRecord): Promise<void> {
     assertSafeInteger(record.costMicros, 'costMicros');
@@ -159,15 +120,24 @@ export class SqliteHotPath {
     });
   }
 
-  /** Commits the settlements that wait now (the store calls it before closing). */
+  /** Commits the settlements that wait now, after the group on the thread (the store calls it before closing). */
   async flush(): Promise<void> {
     if (this.#settleTimer !== null) clearTimeout(this.#settleTimer);
     this.#settleTimer = null;
+    // One group at a time: the thread holds the write lock while it commits, and this thread's writes wait for it.
+    while (this.#committing !== null) await this.#committing;
     const batch = this.#pendingSettles.splice(0);
     if (batch.length === 0) return;
+    const committed = this.#commit(batch);
+    this.#committing = committed;
+    await committed;
+    this.#committing = null;
+  }
+
+  async #commit(batch: Array<{ record: UsageRecord; resolve: () => void; reject: (error: unknown) => void }>): Promise<void> {
     let results: unknown[];
     try {
-      results = await this.#locked(() => this.#settleMany(batch.map((item) => item.record)));
+      results = await this.#settlements.settle(batch.map((item) => item.record));
     } catch (error) {
       for (const item of batch) item.reject(error);
       return;
@@ -179,13 +149,26 @@ export class SqliteHotPath {
     return this.#locked(() => this.#release(requestId));
   }
 
+  /** Ends the settlement thread (after `flush`). */
+  close(): Promise<void> {
+    return this.#settlements.close();
+  }
+
   /**
-   * Runs `work` outside any Kysely transaction: at once when none is open on the connection (`work` is synchronous,
-   * so none can begin meanwhile), else once Kysely's connection lock, which a transaction holds, is free.
+   * Runs `work` when no other write holds the database: with the write lock shared with the settlement thread (after
+   * its group is committed, if it holds the lock now: SQLite's busy handler would otherwise put this thread to sleep
+   * for a millisecond or more), and outside any Kysely transaction: at once when none is open on the connection
+   * (`work` is synchronous, so none can begin meanwhile), else once Kysely's connection lock, which a transaction
+   * holds, is free.
    */
   async #locked<T>(work: () => T): Promise<T> {
-    if (!this.#database.inTransaction) return work();
-    return this.#kysely.connection().execute(async () => work());
+    if (this.#database.inTransaction) return this.#kysely.connection().execute(() => this.#locked(work));
+    while (!this.#settlements.tryLock()) await (this.#committing ?? new Promise((resolve) => setImmediate(resolve)));
+    try {
+      return work();
+    } finally {
+      this.#settlements.unlock();
+    }
   }
 }
 
@@ -202,12 +185,3 @@ const SETTLE_BATCH = 64;
 class RollbackWith {
   constructor(readonly result: ReservationResult) {}
 }
-
-interface ReservationRow {
-  request_id: string;
-  account_id: string;
-  key_id: string | null;
-  amount_micros: number;
-  created_at: number;
-}
-

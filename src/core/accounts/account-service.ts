@@ -2,6 +2,7 @@ import type { Account, AccountLimits, ApiKey, Store, UsageGroupBy, UsageRecord, 
 import { usdToMicros } from '../billing/prices.js';
 import { invalidRequest, TokenmillError } from '../errors.js';
 import { displayPrefix, generateSecret, hashSecret } from '../keys/secrets.js';
+import { KeyCache } from './key-cache.js';
 
 export interface NewKeyRequest {
   name: string;
@@ -18,12 +19,16 @@ function accountNotFound(id: string): TokenmillError {
   return new TokenmillError('not_found', 'account_not_found', `No account with id '${id}'.`, { param: 'id' });
 }
 
-/** Accounts, keys, credits and usage queries: what the admin API and the CLI do. */
+/**
+ * Accounts, keys, credits and usage queries: what the admin API and the CLI do. Every change to a key or an account
+ * forgets it in `keyCache` (the Authenticator's), so that it applies to this process's next request.
+ */
 export class AccountService {
   constructor(
     private readonly store: Store,
     /** Unix seconds. */
     private readonly nowSeconds: () => number,
+    private readonly keyCache: KeyCache = new KeyCache(0, Date.now),
   ) {}
 
   async createAccount(name: string, creditsUsd: number, limits?: AccountLimits): Promise<Account> {
@@ -36,6 +41,7 @@ export class AccountService {
   /** Replaces the limits every key of the account shares. */
   async setLimits(accountId: string, limits: AccountLimits): Promise<Account> {
     const account = await this.store.setAccountLimits(accountId, limits);
+    this.keyCache.forgetAccount(accountId);
     if (!account) throw accountNotFound(accountId);
     return account;
   }
@@ -55,6 +61,7 @@ export class AccountService {
     const amount = usdToMicros(amountUsd);
     if (amount === 0) throw invalidRequest('amount_usd must not be zero (the smallest amount is 0.000001).', 'amount_usd');
     const account = await this.store.addCredits({ accountId, amountMicros: amount, note, now: this.nowSeconds() });
+    this.keyCache.forgetAccount(accountId);
     if (!account) {
       throw invalidRequest('This debit would make the balance negative.', 'amount_usd', 'insufficient_balance');
     }
@@ -90,7 +97,9 @@ export class AccountService {
   }
 
   async revokeKey(id: string): Promise<ApiKey> {
-    if (!(await this.store.revokeKey(id, this.nowSeconds()))) {
+    const revoked = await this.store.revokeKey(id, this.nowSeconds());
+    this.keyCache.forgetKey(id);
+    if (!revoked) {
       throw new TokenmillError('not_found', 'key_not_found', `No API key with id '${id}'.`, { param: 'id' });
     }
     return (await this.store.getKey(id))!;

@@ -1,6 +1,7 @@
 import type { Account, ApiKey, Store } from '../../store/store.js';
 import { TokenmillError } from '../errors.js';
 import { hashSecret, sameHash } from '../keys/secrets.js';
+import { KeyCache } from './key-cache.js';
 
 /** Who is calling. */
 export type Principal = { kind: 'admin' } | { kind: 'key'; key: ApiKey; account: Account } | { kind: 'anonymous' };
@@ -13,8 +14,9 @@ function invalidKey(message = 'Incorrect API key provided.'): TokenmillError {
 
 /**
  * Resolves an API key to a principal. Keys are looked up by their sha256 hash (the secret is never stored), then
- * the hash is compared again in constant time. Revocation and expiry are checked on every request, against the
- * shared store, so they take effect at once on every instance.
+ * the hash is compared again in constant time. Revocation and expiry are checked on every request, against the key
+ * as the store holds it or as `keyCache` kept it: a revocation made through another instance (or in the database)
+ * takes effect there within the cache's TTL, one made through this process's AccountService at once.
  */
 export class Authenticator {
   private adminHash: string | null = null;
@@ -23,6 +25,8 @@ export class Authenticator {
     private readonly store: Store,
     /** Unix seconds. */
     private readonly nowSeconds: () => number,
+    /** Keys found recently; the default keeps none (every request looks its key up). */
+    private readonly keyCache: KeyCache = new KeyCache(0, Date.now),
   ) {}
 
   /** Loads the admin key's hash (set at bootstrap). */
@@ -36,8 +40,13 @@ export class Authenticator {
     }
     const hash = hashSecret(secret);
     if (this.adminHash !== null && sameHash(hash, this.adminHash)) return { kind: 'admin' };
-    const found = await this.store.findKeyWithAccountByHash(hash);
-    if (!found) throw invalidKey();
+    let found = this.keyCache.get(hash);
+    if (found === null) {
+      const generation = this.keyCache.generation;
+      found = await this.store.findKeyWithAccountByHash(hash);
+      if (!found) throw invalidKey();
+      this.keyCache.put(hash, found, generation);
+    }
     const { key, account } = found;
     const now = this.nowSeconds();
     if (key.revokedAt !== null) throw invalidKey('This API key has been revoked.');
