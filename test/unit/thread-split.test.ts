@@ -10,9 +10,11 @@ test('batch_threads auto: all cores, for batches of about 256 MiB of weights x t
     threads: 1,
     batchThreads: 2,
     batchMinTokens: 5,
+    promptMinTokens: 5,
   });
-  // A 1 MiB model: only batches of 256 tokens and more.
+  // A 1 MiB model: only batches of 256 tokens and more; a step of prompts alone from 32 tokens.
   assert.equal(threadSplit({ threads: 1, batch_threads: 'auto', batch_threads_min_tokens: null }, MiB, 2).batchMinTokens, 256);
+  assert.equal(threadSplit({ threads: 1, batch_threads: 'auto', batch_threads_min_tokens: null }, MiB, 2).promptMinTokens, 32);
   // A model larger than the work bound: any batch of 2 tokens or more.
   assert.equal(threadSplit({ threads: 1, batch_threads: 'auto', batch_threads_min_tokens: null }, 4096 * MiB, 16).batchMinTokens, 2);
   // Never fewer batch threads than single-token ones.
@@ -26,5 +28,6 @@ test('batch_threads null keeps one thread count; a number and a minimum are take
     threads: 1,
     batchThreads: 3,
     batchMinTokens: 32,
+    promptMinTokens: 32,
   });
 });

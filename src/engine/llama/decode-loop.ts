@@ -96,11 +96,16 @@ export class DecodeLoop {
     private readonly createSampler: () => NativeSampler,
     private readonly batchSize: number,
     private readonly contextSize: number,
-    private readonly usesAllCores: (batchTokens: number) => boolean,
+    private readonly usesAllCores: (batchTokens: number, generating: boolean) => boolean,
   ) {}
 
-  /** Throws when node-llama-cpp's private shape is not the expected one (it is pinned to 3.21.1). */
-  static attach(context: LlamaContext, model: LlamaModel, usesAllCores: (batchTokens: number) => boolean = () => false): DecodeLoop {
+  /**
+   * Throws when node-llama-cpp's private shape is not the expected one (it is pinned to 3.21.1).
+   * `usesAllCores(tokens, generating)`: called once per step, before its decode, with the batch's size and whether it
+   * holds a single token (a generation's next one); decides the step's threads (NativeContextHooks.planThreads) and
+   * says whether they are all the cores.
+   */
+  static attach(context: LlamaContext, model: LlamaModel, usesAllCores: (batchTokens: number, generating: boolean) => boolean = () => false): DecodeLoop {
     const native = (context as unknown as { _ctx?: Partial<NativeBatchContext> })._ctx;
     const bindings = (model as unknown as { _llama?: { _bindings?: { AddonSampler?: new (model: unknown) => NativeSampler } } })._llama
       ?._bindings;
@@ -181,11 +186,11 @@ export class DecodeLoop {
       const logits = !item.sample ? NO_LOGITS : item.count === 1 ? FIRST_LOGIT : Uint32Array.of(item.count - 1);
       item.logitIndex = native.addToBatch(job.sequence._sequenceId, job.sequence._nextTokenIndex, tokens, logits)[0] ?? -1;
     }
-    const decode = native.decodeBatch();
     // The consumers of the last step's tokens run while llama.cpp decodes this step (pipelining), unless the decode
     // runs on every core: llama.cpp's threads wait for each other spinning, and one that loses its core to this
     // thread stalls the whole step. They then run while the step's tokens are sampled.
-    const overlap = !this.usesAllCores(size);
+    const overlap = !this.usesAllCores(size, batch.some((item) => item.count === 1));
+    const decode = native.decodeBatch();
     if (overlap) this.wakeConsumers();
     for (const { job } of batch) if (job.sampling !== null && job.sampler === null && job.samplerError === null) this.buildSampler(job);
     try {

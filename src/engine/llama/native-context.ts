@@ -34,6 +34,8 @@ export interface ThreadSplit {
   threads: number;
   batchThreads: number;
   batchMinTokens: number;
+  /** The same for a step that only evaluates prompts (no generation waits on it for its next token). */
+  promptMinTokens: number;
 }
 
 let copyFileCounter = 0;
@@ -54,6 +56,8 @@ export class NativeContextHooks {
   /** Settles when every queued prefix copy has ended; null when none is queued. */
   private copiesDone: Promise<void> | null = null;
   private stateWork = false;
+  /** The threads planThreads chose for the next decode; null: by the batch's size alone. */
+  private plannedThreads: number | null = null;
   private readonly pendingRemovals: Array<() => void> = [];
 
   /**
@@ -208,9 +212,15 @@ export class NativeContextHooks {
     return result;
   }
 
-  /** The llama.cpp threads a batch of `tokens` tokens runs on. */
-  threadsFor(tokens: number): number {
-    return tokens >= this.split.batchMinTokens ? this.split.batchThreads : this.split.threads;
+  /** The llama.cpp threads a batch of `tokens` tokens runs on; `generating`: whether it holds a generation's next token. */
+  threadsFor(tokens: number, generating = true): number {
+    return tokens >= (generating ? this.split.batchMinTokens : this.split.promptMinTokens) ? this.split.batchThreads : this.split.threads;
+  }
+
+  /** Decides the threads of the next decode (the loop calls it once per step, before decodeBatch) and returns them. */
+  planThreads(tokens: number, generating: boolean): number {
+    this.plannedThreads = this.threadsFor(tokens, generating);
+    return this.plannedThreads;
   }
 
   private wrap({ threads, batchThreads }: ThreadSplit): void {
@@ -230,7 +240,9 @@ export class NativeContextHooks {
       value: async () => {
         while (this.copiesDone !== null) await this.copiesDone;
         for (const remove of this.pendingRemovals.splice(0)) remove();
-        if (batchThreads !== threads) setThreads(this.threadsFor(batchSize));
+        const stepThreads = this.plannedThreads ?? this.threadsFor(batchSize);
+        this.plannedThreads = null;
+        if (batchThreads !== threads) setThreads(stepThreads);
         this.decoding = true;
         const decode = decodeBatch();
         this.decodeDone = decode.then(
