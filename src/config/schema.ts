@@ -34,7 +34,8 @@ const llamaSettings = {
   /**
    * The fewest tokens a batch needs to run on `batch_threads` (smaller ones run on `threads`). null: from the model's
    * size, so that a batch holds about 256 MiB of weights x tokens (2 tokens at least): extra threads only pay for
-   * themselves on enough work, and cost up to 15x on tiny steps (docs/decisions/0016).
+   * themselves on enough work, and cost up to 15x on tiny steps (docs/decisions/0016); and a step that only
+   * evaluates prompts from 32 tokens (decision 0018). A number applies to every step.
    */
   batch_threads_min_tokens: z.number().int().min(1).max(1 << 20).nullable().default(null),
   /** llama.cpp's flash attention: `auto` (llama.cpp decides: on where the backend has it), or forced on or off. */
