@@ -96,16 +96,16 @@ export class DecodeLoop {
     private readonly createSampler: () => NativeSampler,
     private readonly batchSize: number,
     private readonly contextSize: number,
-    private readonly usesAllCores: (batchTokens: number, generating: boolean) => boolean,
+    private readonly planThreadsOnAllCores: (batchTokens: number, generating: boolean) => boolean,
   ) {}
 
   /**
    * Throws when node-llama-cpp's private shape is not the expected one (it is pinned to 3.21.1).
-   * `usesAllCores(tokens, generating)`: called once per step, before its decode, with the batch's size and whether it
+   * `planThreadsOnAllCores(tokens, generating)`: called once per step, before its decode, with the batch's size and whether it
    * holds a single token (a generation's next one); decides the step's threads (NativeContextHooks.planThreads) and
    * says whether they are all the cores.
    */
-  static attach(context: LlamaContext, model: LlamaModel, usesAllCores: (batchTokens: number, generating: boolean) => boolean = () => false): DecodeLoop {
+  static attach(context: LlamaContext, model: LlamaModel, planThreadsOnAllCores: (batchTokens: number, generating: boolean) => boolean = () => false): DecodeLoop {
     const native = (context as unknown as { _ctx?: Partial<NativeBatchContext> })._ctx;
     const bindings = (model as unknown as { _llama?: { _bindings?: { AddonSampler?: new (model: unknown) => NativeSampler } } })._llama
       ?._bindings;
@@ -115,7 +115,7 @@ export class DecodeLoop {
     if (!native || methods.some((method) => typeof native[method] !== 'function') || typeof Sampler !== 'function' || !nativeModel) {
       throw new Error('This node-llama-cpp build does not have the expected native context; Tokenmill needs node-llama-cpp 3.21.1.');
     }
-    return new DecodeLoop(native as NativeBatchContext, () => new Sampler(nativeModel), context.batchSize, context.contextSize, usesAllCores);
+    return new DecodeLoop(native as NativeBatchContext, () => new Sampler(nativeModel), context.batchSize, context.contextSize, planThreadsOnAllCores);
   }
 
   /** Starts a generation on an idle sequence. */
@@ -189,7 +189,7 @@ export class DecodeLoop {
     // The consumers of the last step's tokens run while llama.cpp decodes this step (pipelining), unless the decode
     // runs on every core: llama.cpp's threads wait for each other spinning, and one that loses its core to this
     // thread stalls the whole step. They then run while the step's tokens are sampled.
-    const overlap = !this.usesAllCores(size, batch.some((item) => item.count === 1));
+    const overlap = !this.planThreadsOnAllCores(size, batch.some((item) => item.count === 1));
     const decode = native.decodeBatch();
     if (overlap) this.wakeConsumers();
     for (const { job } of batch) if (job.sampling !== null && job.sampler === null && job.samplerError === null) this.buildSampler(job);
