@@ -55,25 +55,22 @@ export class PrefixCache {
   choose(free: readonly Slot[], tokens: readonly Token[], scope: string, now: number): Slot {
     let best: Candidate | null = null;
     let bestAdjacent: Candidate | null = null;
+    const isFree = new Set(free);
+    const busy = (index: number) => index >= 0 && index < this.slots.length && !isFree.has(this.slots[index]);
     for (const slot of free) {
       const length = slot.scope === scope ? commonPrefixLength(slot.sequence.contextTokens, tokens) : 0;
       const breaksPin =
         slot.pin !== null && slot.pin.until > now && (slot.scope !== scope || commonPrefixLength(slot.pin.prefix, tokens) < slot.pin.prefix.length);
       const candidate = { slot, length, breaksPin };
       if (best === null || better(candidate, best)) best = candidate;
-      if (this.nextToBusy(slot, free) && (bestAdjacent === null || better(candidate, bestAdjacent))) bestAdjacent = candidate;
+      const index = this.slots.indexOf(slot);
+      const nextToBusy = busy(index - 1) || busy(index + 1);
+      if (nextToBusy && (bestAdjacent === null || better(candidate, bestAdjacent))) bestAdjacent = candidate;
     }
     if (bestAdjacent !== null && bestAdjacent.breaksPin === best!.breaksPin && best!.length - bestAdjacent.length < MIN_PREFIX_COPY) {
       return bestAdjacent.slot;
     }
     return best!.slot;
-  }
-
-  /** Whether a neighbour of `slot` (sequence id one lower or higher) is busy. */
-  private nextToBusy(slot: Slot, free: readonly Slot[]): boolean {
-    const index = this.slots.indexOf(slot);
-    const busy = (neighbour: Slot | undefined) => neighbour !== undefined && !free.includes(neighbour);
-    return busy(this.slots[index - 1]) || busy(this.slots[index + 1]);
   }
 
   /**
