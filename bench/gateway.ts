@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { installChildCleanup } from './child-processes.js';
 import { spawnInstantUpstream, startInstantUpstream } from './instant-upstream.js';
+import { spawnMinimalProxy } from './minimal-proxy.js';
 import { startTokenmill } from './server-process.js';
 import { summarize, type Summary } from './stats.js';
 import { postJson } from './post-json.js';
@@ -9,10 +10,11 @@ import { postJson } from './post-json.js';
  * `node dist/bench/gateway.js [--rounds N] [--seconds S]`: what Tokenmill adds in front of an upstream. An upstream
  * that answers at once (bench/instant-upstream.ts, in a process of its own as real upstreams are; in this process
  * with `--upstream-in-process`) is called directly and through a gateway
- * Tokenmill (a child process, accounts, limits and the SQLite ledger on), one request at a time, interleaved in
- * rounds so that drift hits both alike; then requests/s through the gateway with several clients at once.
+ * Tokenmill (a child process, accounts, limits and the SQLite ledger on), and through the floor (bench/minimal-proxy.ts:
+ * the least any Node.js process in the middle adds on this machine), one request at a time, interleaved in rounds so
+ * that drift hits all alike; then requests/s through the gateway with several clients at once.
  * `--auth-off` runs the gateway without accounts (to separate the store's share); `--profile DIR` writes the
- * gateway's V8 CPU profile there.
+ * gateway's V8 CPU profile there (sampled every 50 us); `--node-flags "..."` starts the gateway's node with those flags.
  */
 const ADMIN_KEY = 'tm-bench-admin-key-0123456789abcdef';
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -39,6 +41,7 @@ const streamed = JSON.stringify({ model: 'instant', messages: [{ role: 'user', c
 installChildCleanup();
 const upstreamInProcess = process.argv.includes('--upstream-in-process');
 const upstream = upstreamInProcess ? await startInstantUpstream() : await spawnInstantUpstream();
+const floor = await spawnMinimalProxy(upstream.url);
 const gateway = await startTokenmill({
   modelId: 'instant',
   modelPath: 'unused',
@@ -50,7 +53,10 @@ const gateway = await startTokenmill({
     TOKENMILL_AUTH: process.argv.includes('--auth-off') ? 'off' : 'on',
     TOKENMILL_ADMIN_KEY: ADMIN_KEY,
   },
-  nodeFlags: process.argv.includes('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${process.argv[process.argv.indexOf('--profile') + 1]}`] : [],
+  nodeFlags: [
+    ...(process.argv.includes('--profile') ? ['--cpu-prof', '--cpu-prof-interval=50', `--cpu-prof-dir=${process.argv[process.argv.indexOf('--profile') + 1]}`] : []),
+    ...(process.argv.includes('--node-flags') ? process.argv[process.argv.indexOf('--node-flags') + 1].split(' ').filter(Boolean) : []),
+  ],
   catalogModels: [
     {
       id: 'instant',
@@ -71,6 +77,7 @@ try {
   const key = JSON.parse(created.body).key as string | null;
   const direct = `${upstream.url}/v1/chat/completions`;
   const through = `${gateway.baseUrl}/v1/chat/completions`;
+  const viaFloor = `${floor.url}/v1/chat/completions`;
   const cases = [
     { name: 'non-streamed', body: plain },
     { name: 'streamed', body: streamed },
@@ -80,6 +87,7 @@ try {
   for (let warm = 0; warm < 200; warm++) {
     for (const { body } of cases) {
       await timed(direct, body, null);
+      await timed(viaFloor, body, null);
       await timed(through, body, key);
     }
   }
@@ -90,22 +98,30 @@ try {
     for (const { name, body } of cases) {
       for (let index = 0; index < 50; index++) push(`${name} direct`, await timed(direct, body, null));
       for (let index = 0; index < 50; index++) push(`${name} gateway`, await timed(through, body, key));
+      for (let index = 0; index < 50; index++) push(`${name} floor`, await timed(viaFloor, body, null));
     }
   }
   const cpuAfter = gateway.cpuMs();
   const mainAfter = gateway.mainThreadCpuMs();
   const lines = [
-    '| request | direct p50 ms | gateway p50 ms | added p50 ms | direct p99 ms | gateway p99 ms | added p99 ms | requests each |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| request | direct p50 ms | gateway p50 ms | added p50 ms | floor added p50 ms | direct p99 ms | gateway p99 ms | added p99 ms | floor added p99 ms | requests each |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const { name } of cases) {
     const direct: Summary = summarize(samples.get(`${name} direct`)!);
     const gatewayed: Summary = summarize(samples.get(`${name} gateway`)!);
+    const floored: Summary = summarize(samples.get(`${name} floor`)!);
     lines.push(
       `| ${name} | ${direct.p50.toFixed(3)} | ${gatewayed.p50.toFixed(3)} | ${(gatewayed.p50 - direct.p50).toFixed(3)} | ` +
-        `${direct.p99.toFixed(3)} | ${gatewayed.p99.toFixed(3)} | ${(gatewayed.p99 - direct.p99).toFixed(3)} | ${direct.count} |`,
+        `${(floored.p50 - direct.p50).toFixed(3)} | ${direct.p99.toFixed(3)} | ${gatewayed.p99.toFixed(3)} | ` +
+        `${(gatewayed.p99 - direct.p99).toFixed(3)} | ${(floored.p99 - direct.p99).toFixed(3)} | ${direct.count} |`,
     );
   }
+  lines.push(
+    '',
+    'floor: a minimal Node.js proxy (bench/minimal-proxy.ts: parse, forward over node:http, answer) in the same run;',
+    "what the gateway adds above it is Tokenmill's own cost. Goals: added p50 < 1 ms, added p99 < 5 ms.",
+  );
   console.log(lines.join('\n'));
   if (cpuBefore !== null && cpuAfter !== null && mainBefore !== null && mainAfter !== null) {
     // CPU time rather than latency: it moves far less with what else runs on the machine. The main thread's is what
@@ -144,6 +160,7 @@ try {
   if (cpu !== null) console.log(`gateway process CPU time over the whole run: ${(cpu / 1000).toFixed(1)} s`);
 } finally {
   await gateway.stop();
+  await floor.close();
   await upstream.close();
 }
 process.exit(0);

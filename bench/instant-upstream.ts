@@ -60,8 +60,16 @@ export async function startInstantUpstream(): Promise<{ url: string; close(): Pr
  * stdout and exits when its parent closes its stdin), as a real upstream is: calling it directly then costs the
  * same process hand-offs a client pays, and the gateway's share is what it adds to them.
  */
-export async function spawnInstantUpstream(): Promise<{ url: string; close(): Promise<void> }> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], { stdio: ['pipe', 'pipe', 'inherit'] });
+export function spawnInstantUpstream(): Promise<{ url: string; close(): Promise<void> }> {
+  return spawnBenchServer(fileURLToPath(import.meta.url), []);
+}
+
+/**
+ * Starts `node script ...args`, a bench server that prints its URL as its first line on stdout and exits when its
+ * parent closes its stdin; resolves with that URL once printed.
+ */
+export async function spawnBenchServer(script: string, args: string[]): Promise<{ url: string; close(): Promise<void> }> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   trackChild(child);
   const url = await new Promise<string>((resolve, reject) => {
     let text = '';
@@ -71,7 +79,7 @@ export async function spawnInstantUpstream(): Promise<{ url: string; close(): Pr
       const line = text.split('\n')[0];
       if (text.includes('\n')) resolve(line.trim());
     });
-    child.once('exit', (code) => reject(new Error(`the instant upstream exited (${code}) before it listened`)));
+    child.once('exit', (code) => reject(new Error(`${script} exited (${code}) before it listened`)));
   });
   return { url, close: () => stopChild(child, 2000) };
 }

@@ -87,13 +87,16 @@ export function createApp(deps: AppDependencies): FastifyInstance {
     }
   });
 
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook, not an async one: Fastify then runs the route in the same turn, without a promise in between.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
     // Anthropic's clients read the request id from `request-id`.
     if (errorShapeOf(request.url) === 'anthropic') reply.header('request-id', request.id);
     if (deps.lifecycle.closing && request.method === 'POST') {
-      throw new TokenmillError('unavailable', 'server_shutting_down', 'The server is shutting down.');
+      done(new TokenmillError('unavailable', 'server_shutting_down', 'The server is shutting down.'));
+      return;
     }
+    done();
   });
 
   app.setErrorHandler((error, request, reply) => {

@@ -9,6 +9,10 @@ export function parseBody<Schema extends z.ZodType>(schema: Schema, body: unknow
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw invalidRequest('The request body must be a JSON object.', null, 'invalid_json');
   }
+  // Without `reportInput` zod takes its compiled fast path (about 3x faster); a failure is parsed again with it, for
+  // the message that names the bad value.
+  const fast = schema.safeParse(body);
+  if (fast.success) return fast.data;
   const result = schema.safeParse(body, { reportInput: true });
   if (result.success) return result.data;
   const issue = innermostIssue(result.error.issues[0]);

@@ -10,20 +10,23 @@ export async function* readSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<
   let data: string[] = [];
   for await (const chunk of body) {
     buffer += decoder.decode(chunk, { stream: true });
+    // Lines are cut out of the buffer by position; what follows the last newline stays for the next chunk.
+    let start = 0;
     let newline: number;
-    while ((newline = buffer.indexOf('\n')) !== -1) {
-      let line = buffer.slice(0, newline);
-      buffer = buffer.slice(newline + 1);
-      if (line.endsWith('\r')) line = line.slice(0, -1);
-      if (line === '') {
-        if (data.length > 0) yield data.join('\n');
+    while ((newline = buffer.indexOf('\n', start)) !== -1) {
+      const end = newline > start && buffer.charCodeAt(newline - 1) === 13 ? newline - 1 : newline;
+      if (end === start) {
+        if (data.length > 0) yield data.length === 1 ? data[0] : data.join('\n');
         data = [];
-      } else if (line.startsWith('data:')) {
-        data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
+      } else if (buffer.startsWith('data:', start)) {
+        data.push(buffer.slice(buffer.charCodeAt(start + 5) === 32 ? start + 6 : start + 5, end));
       }
+      start = newline + 1;
     }
+    buffer = start === 0 ? buffer : buffer.slice(start);
   }
   buffer += decoder.decode();
+  if (buffer.endsWith('\r')) buffer = buffer.slice(0, -1);
   if (buffer.startsWith('data:')) data.push(buffer.slice(buffer.startsWith('data: ') ? 6 : 5));
   if (data.length > 0) yield data.join('\n');
 }

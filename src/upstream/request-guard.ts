@@ -1,44 +1,58 @@
+import { EventEmitter } from 'node:events';
+
 /** Why an upstream request was cut short by its guard. */
 export type GuardReason = 'client' | 'idle' | 'total';
 
 /**
- * One upstream request's abort controller and its timers: the caller's signal, the longest wait for the response
- * headers and between two stream chunks (`idleMs`, re-armed by `touch`), and the longest total time (`totalMs`,
- * capped by the request's deadline). `reason` says which one fired.
+ * One upstream request's cancellation and its time limits: the caller's signal, the longest wait for the response
+ * headers and between two stream chunks (`idleMs`, restarted by `touch`), and the longest total time (`totalMs`,
+ * capped by the request's deadline). `firedBy` says which one fired. The guard is the request's abort signal as undici
+ * takes one (an emitter with `aborted` and an `abort` event): firing destroys the request and its socket.
+ *
+ * One timer serves both limits, and `touch` only notes the time: the timer, when it fires, sleeps again until the
+ * earlier of the two limits as they stand then. (An AbortController and a timer per limit re-armed on every chunk cost
+ * ~20-30 us per request on the 2-vCPU VM: docs/decisions/0020.)
  */
-export class RequestGuard {
-  readonly controller = new AbortController();
-  reason: GuardReason | null = null;
-  private idleTimer: NodeJS.Timeout | null = null;
-  private readonly totalTimer: NodeJS.Timeout;
+export class RequestGuard extends EventEmitter {
+  /** What cut the request short; null while nothing did. (Not `reason`: undici would take that for its error.) */
+  firedBy: GuardReason | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly totalAt: number;
+  private lastActivity: number;
   private readonly onClientAbort = () => this.abort('client');
   private handedOver = false;
+  private released = false;
+  private cancelled = false;
 
   constructor(
     private readonly caller: AbortSignal,
     private readonly idleMs: number,
     totalMs: number,
   ) {
-    this.totalTimer = setTimeout(() => this.abort('total'), Math.max(0, totalMs));
-    if (caller.aborted) this.abort('client');
-    else caller.addEventListener('abort', this.onClientAbort, { once: true });
-    this.touch();
+    super();
+    this.lastActivity = performance.now();
+    this.totalAt = this.lastActivity + Math.max(0, totalMs);
+    if (caller.aborted) {
+      this.abort('client');
+      return;
+    }
+    caller.addEventListener('abort', this.onClientAbort, { once: true });
+    this.arm();
   }
 
-  get signal(): AbortSignal {
-    return this.controller.signal;
+  /** Whether the request was told to stop (a limit, the caller, or an unfinished stream's dispose). */
+  get aborted(): boolean {
+    return this.cancelled;
   }
 
-  /** Something arrived: the idle timer starts again. */
+  /** Something arrived: the idle limit counts from now. */
   touch(): void {
-    if (this.reason !== null) return;
-    if (this.idleTimer) this.idleTimer.refresh();
-    else this.idleTimer = setTimeout(() => this.abort('idle'), this.idleMs);
+    this.lastActivity = performance.now();
   }
 
   /**
    * Hands the request to a background read of its body's end (the answer is complete): the caller's abort no longer
-   * applies and its `dispose` does nothing; the timers keep running until the returned release is called.
+   * applies and its `dispose` does nothing; the limits keep running until the returned release is called.
    */
   handOver(): (abortRequest: boolean) => void {
     this.handedOver = true;
@@ -47,7 +61,7 @@ export class RequestGuard {
   }
 
   /**
-   * Stops the timers; `abortRequest` also aborts the HTTP request (the socket closes), for streams left unfinished.
+   * Stops the timer; `abortRequest` also cancels the HTTP request (the socket closes), for streams left unfinished.
    * Does nothing once the request was handed over (see `handOver`).
    */
   dispose(abortRequest: boolean): void {
@@ -55,15 +69,47 @@ export class RequestGuard {
   }
 
   private release(abortRequest: boolean): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    clearTimeout(this.totalTimer);
+    if (this.released) return;
+    this.released = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
     this.caller.removeEventListener('abort', this.onClientAbort);
-    if (abortRequest && !this.controller.signal.aborted) this.controller.abort();
+    if (abortRequest) this.cancel();
+  }
+
+  /** Sleeps until the earlier limit, then checks both against the time of the last activity. */
+  private arm(): void {
+    const now = performance.now();
+    if (now >= this.totalAt) {
+      this.abort('total');
+      return;
+    }
+    const idleAt = this.lastActivity + this.idleMs;
+    if (now >= idleAt) {
+      this.abort('idle');
+      return;
+    }
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (!this.released) this.arm();
+    }, Math.min(MAX_TIMER_MS, Math.ceil(Math.min(idleAt, this.totalAt) - now)));
   }
 
   private abort(reason: GuardReason): void {
-    if (this.reason !== null) return;
-    this.reason = reason;
-    this.controller.abort();
+    if (this.firedBy !== null) return;
+    this.firedBy = reason;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.cancel();
+  }
+
+  /** Tells the request to stop (once). */
+  private cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.emit('abort');
   }
 }
+
+/** setTimeout's longest delay (a longer one fires at once); the timer re-arms when it wakes early. */
+const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -45,7 +45,7 @@ export class UpstreamHttpClient {
 
   /** POSTs a JSON body; an answer other than 2xx becomes an `UpstreamError` holding its status and body. */
   async post(path: string, body: unknown, guard: RequestGuard): Promise<TransportResponse> {
-    const response = await this.transport.post(path, this.headers, JSON.stringify(body), guard.signal);
+    const response = await this.transport.post(path, this.headers, JSON.stringify(body), guard);
     guard.touch();
     if (response.status >= 200 && response.status < 300) return response;
     const text = this.scrub((await response.text().catch(() => '')).slice(0, BODY_LIMIT));
@@ -65,9 +65,9 @@ export class UpstreamHttpClient {
   /** What a thrown error means: the caller left, a timer fired, the connection failed, or a typed error as it is. */
   failure(error: unknown, guard: RequestGuard): unknown {
     if (error instanceof UpstreamError || error instanceof AbortedError) return error;
-    if (guard.reason === 'client') return new AbortedError();
-    if (guard.reason === 'idle' || guard.reason === 'total') {
-      const limit = guard.reason === 'idle' ? `${this.deployment.timeout_ms} ms without an answer` : 'its total time limit';
+    if (guard.firedBy === 'client') return new AbortedError();
+    if (guard.firedBy === 'idle' || guard.firedBy === 'total') {
+      const limit = guard.firedBy === 'idle' ? `${this.deployment.timeout_ms} ms without an answer` : 'its total time limit';
       return new UpstreamError(`${this.name} timed out (${limit})`, { deployment: this.name, timedOut: true, retryable: true, cause: error });
     }
     if (error instanceof TokenmillError) return error;

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** Every API key starts with this, so leaked keys are recognisable (and scannable). */
 export const KEY_PREFIX = 'tm-';
@@ -10,9 +10,12 @@ export function generateSecret(): string {
   return KEY_PREFIX + randomBytes(32).toString('base64url');
 }
 
-/** sha256 hex of a secret. Secrets have 256 bits of entropy, so a fast hash is enough (no password stretching). */
+/**
+ * sha256 hex of a secret. Secrets have 256 bits of entropy, so a fast hash is enough (no password stretching).
+ * The one-shot `crypto.hash` skips the Hash object that `createHash().update().digest()` builds (every request hashes).
+ */
 export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
+  return hash('sha256', secret, 'hex');
 }
 
 export function displayPrefix(secret: string): string {
