@@ -54,7 +54,8 @@ const TOUCHED_KEYS_KEPT = 10_000;
 export async function startServer(config: TokenmillConfig): Promise<RunningServer> {
   const lifecycle = new RequestLifecycle();
   const nowSeconds = () => Math.floor(Date.now() / 1000);
-  const store = await openStore({ databaseUrl: config.storage.database_url, dataDir: config.storage.data_dir });
+  // The server is its SQLite database's only user (a second server on the same data directory refuses to start).
+  const store = await openStore({ databaseUrl: config.storage.database_url, dataDir: config.storage.data_dir, exclusive: true });
   let services;
   try {
     await store.migrate();

@@ -5,6 +5,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, type SqliteDatabase } from 'kysely';
 import pg from 'pg';
 import { ImmediateSqliteDialect } from './immediate-sqlite-dialect.js';
+import { lockInstance } from './instance-lock.js';
 import { KyselyStore } from './kysely-store.js';
 import { PostgresHotPath } from './postgres-hot-path.js';
 import { SqliteHotPath } from './sqlite-hot-path.js';
@@ -42,11 +43,24 @@ const POSTGRES_POOL_SIZE = 10;
  * Opens the store: PostgreSQL when `databaseUrl` is set (postgres:// or postgresql://; libpq-style query parameters
  * such as `?options=-c%20search_path%3Dmy_schema` pass through to pg), else the SQLite file
  * `<dataDir>/tokenmill.db` (the directory is created). Does not migrate: call `store.migrate()`.
+ *
+ * `exclusive` (SQLite; the server sets it): this process becomes the database's only user until the store closes
+ * (`<dataDir>/tokenmill.lock`, see instance-lock.ts; throws when another process holds it), and keeps the holds of
+ * interactive requests in memory instead of writing them (decision 0021). Without it (tools, migrations), holds are
+ * rows, as several processes on one file need.
  */
-export async function openStore(options: { databaseUrl: string | null; dataDir: string }): Promise<Store> {
+export async function openStore(options: { databaseUrl: string | null; dataDir: string; exclusive?: boolean }): Promise<Store> {
   if (options.databaseUrl !== null) return openPostgres(options.databaseUrl);
   await mkdir(options.dataDir, { recursive: true });
-  const database = new BetterSqlite3(join(options.dataDir, 'tokenmill.db'));
+  const exclusive = options.exclusive === true;
+  const lock = exclusive ? lockInstance(join(options.dataDir, 'tokenmill.lock')) : null;
+  let database: BetterSqlite3.Database;
+  try {
+    database = new BetterSqlite3(join(options.dataDir, 'tokenmill.db'));
+  } catch (error) {
+    lock?.release();
+    throw error;
+  }
   try {
     database.pragma('journal_mode = WAL');
     // In WAL mode NORMAL never corrupts the database; a power loss (not a process crash) may lose the last commits.
@@ -61,12 +75,16 @@ export async function openStore(options: { databaseUrl: string | null; dataDir: 
     database.pragma('temp_store = MEMORY');
   } catch (error) {
     database.close();
+    lock?.release();
     throw error;
   }
   const kysely = new Kysely<Tables>({ dialect: new ImmediateSqliteDialect({ database: cachingStatements(database) }) });
   const checkpointer = startCheckpointer(join(options.dataDir, 'tokenmill.db'));
   // The hot path prepares its statements against the tables, so it is built lazily, after migrations.
-  return new KyselyStore(kysely, sqliteDialect, () => new SqliteHotPath(database, kysely, SQLITE_BUSY_TIMEOUT_MS), checkpointer.stop);
+  return new KyselyStore(kysely, sqliteDialect, () => new SqliteHotPath(database, kysely, SQLITE_BUSY_TIMEOUT_MS, exclusive), async () => {
+    await checkpointer.stop();
+    lock?.release();
+  });
 }
 
 /** Statements kept per SQL text; Kysely's queries have a fixed set of shapes, so this stays small. */

@@ -19,6 +19,13 @@ export interface HotPath {
   findKeyWithAccountByHash?(secretHash: string): { key: ApiKey; account: Account } | null;
   /** Commits what waits to be committed (group commit); called before the store closes. */
   flush?(): Promise<void>;
+  /** What it holds in memory for the account / against the key (decision 0021); absent: nothing is. */
+  heldByAccount?(accountId: string): number;
+  heldByKey?(keyId: string): number;
+  /** Releases memory holds made before `before` (unix seconds); their count. */
+  releaseStaleHolds?(before: number): number;
+  /** Whether the request's hold is in memory (not a row). */
+  holdsInMemory?(requestId: string): boolean;
   /** Releases what it holds (a thread), after `flush`. */
   close?(): Promise<void>;
 }
@@ -102,35 +109,38 @@ export class KyselyStore implements Store {
   createAccount(input: { name: string; now: number; limits?: AccountLimits }): Promise<Account> {
     return this.#accounts.create(input);
   }
-  setAccountLimits(id: string, limits: AccountLimits): Promise<Account | null> {
-    return this.#accounts.setLimits(id, limits);
+  async setAccountLimits(id: string, limits: AccountLimits): Promise<Account | null> {
+    return this.#withHolds(await this.#accounts.setLimits(id, limits));
   }
-  getAccount(id: string): Promise<Account | null> {
-    return this.#accounts.get(id);
+  async getAccount(id: string): Promise<Account | null> {
+    return this.#withHolds(await this.#accounts.get(id));
   }
-  listAccounts(): Promise<Account[]> {
-    return this.#accounts.list();
+  async listAccounts(): Promise<Account[]> {
+    return (await this.#accounts.list()).map((account) => this.#withHolds(account)!);
   }
-  addCredits(input: { accountId: string; amountMicros: number; note: string | null; now: number }): Promise<Account | null> {
-    return this.#accounts.addCredits(input);
+  async addCredits(input: { accountId: string; amountMicros: number; note: string | null; now: number }): Promise<Account | null> {
+    // A debit may not take what requests in flight hold in memory; read inside the transaction, while no reservation
+    // can run on this connection (SqliteHotPath waits for Kysely's transactions).
+    const floor = () => this.#builtHotPath?.heldByAccount?.(input.accountId) ?? 0;
+    return this.#withHolds(await this.#accounts.addCredits(input, floor));
   }
 
   createKey(input: NewApiKey & { now: number }): Promise<ApiKey> {
     return this.#keys.create(input);
   }
-  getKey(id: string): Promise<ApiKey | null> {
-    return this.#keys.get(id);
+  async getKey(id: string): Promise<ApiKey | null> {
+    return this.#keyWithHolds(await this.#keys.get(id));
   }
-  findKeyByHash(secretHash: string): Promise<ApiKey | null> {
-    return this.#keys.findByHash(secretHash);
+  async findKeyByHash(secretHash: string): Promise<ApiKey | null> {
+    return this.#keyWithHolds(await this.#keys.findByHash(secretHash));
   }
-  findKeyWithAccountByHash(secretHash: string): Promise<{ key: ApiKey; account: Account } | null> {
+  async findKeyWithAccountByHash(secretHash: string): Promise<{ key: ApiKey; account: Account } | null> {
     const hotPath = this.#hotPath;
-    if (hotPath?.findKeyWithAccountByHash) return Promise.resolve(hotPath.findKeyWithAccountByHash(secretHash));
-    return this.#keys.findWithAccountByHash(secretHash);
+    const found = hotPath?.findKeyWithAccountByHash ? hotPath.findKeyWithAccountByHash(secretHash) : await this.#keys.findWithAccountByHash(secretHash);
+    return found === null ? null : { key: this.#keyWithHolds(found.key)!, account: this.#withHolds(found.account)! };
   }
-  listKeys(accountId: string): Promise<ApiKey[]> {
-    return this.#keys.list(accountId);
+  async listKeys(accountId: string): Promise<ApiKey[]> {
+    return (await this.#keys.list(accountId)).map((key) => this.#keyWithHolds(key)!);
   }
   revokeKey(id: string, now: number): Promise<boolean> {
     return this.#keys.revoke(id, now);
@@ -149,8 +159,24 @@ export class KyselyStore implements Store {
     if (this.#hotPath) await this.#hotPath.release(requestId);
     else await this.#reservations.release(requestId);
   }
-  releaseStale(before: number): Promise<number> {
-    return this.#reservations.releaseStale(before);
+  async releaseStale(before: number): Promise<number> {
+    const inMemory = this.#builtHotPath?.releaseStaleHolds?.(before) ?? 0;
+    return inMemory + (await this.#reservations.releaseStale(before));
+  }
+
+  /**
+   * The balance as the contract means it (credits - settled usage - open holds): the database's, less what requests
+   * in flight hold in this process's memory (decision 0021).
+   */
+  #withHolds(account: Account | null): Account | null {
+    const held = account === null ? 0 : (this.#builtHotPath?.heldByAccount?.(account.id) ?? 0);
+    return held === 0 ? account : { ...account!, balanceMicros: account!.balanceMicros - held };
+  }
+
+  /** The key's spent as the contract means it (settled usage + open holds). */
+  #keyWithHolds(key: ApiKey | null): ApiKey | null {
+    const held = key === null ? 0 : (this.#builtHotPath?.heldByKey?.(key.id) ?? 0);
+    return held === 0 ? key : { ...key!, spentMicros: key!.spentMicros + held };
   }
 
   usageSummary(query: { accountId: string | null; start: number; end: number; groupBy: UsageGroupBy }): Promise<UsageSummaryRow[]> {
@@ -208,6 +234,10 @@ export class KyselyStore implements Store {
     return this.#batches.renew(input);
   }
   completeBatchLine(completion: LineCompletion, usage: UsageRecord | null): Promise<boolean> {
+    // The line's settlement takes a reservation row in its transaction: a hold in memory would leave it unbilled.
+    if (usage !== null && this.#builtHotPath?.holdsInMemory?.(usage.id) === true) {
+      return Promise.reject(new Error(`completeBatchLine: request ${usage.id} was reserved in memory; batch lines reserve with durable: true`));
+    }
     return this.#batches.complete(completion, usage);
   }
   retryBatchLine(input: { batchId: string; lineIndex: number; workerId: string; attempt: number; notBeforeMs: number }): Promise<boolean> {

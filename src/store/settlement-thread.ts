@@ -1,16 +1,15 @@
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
-import { prepareSettlement } from './sqlite-settlement.js';
-import type { UsageRecord } from './store.js';
+import { prepareSettlement, type SettlementItem } from './sqlite-settlement.js';
 
 /** A group of settlements to commit (main thread -> this thread). */
 export interface SettleRequest {
   batch: number;
-  records: UsageRecord[];
+  items: SettlementItem[];
 }
 
-/** What became of them: per record null or the error message, or the error of the whole transaction. */
+/** What became of them: per item null or the error message, or the error of the whole transaction. */
 export type SettleReply = { batch: number; results: Array<string | null> } | { batch: number; error: string };
 
 /**
@@ -46,7 +45,7 @@ parentPort!.on('message', (request: SettleRequest | 'close') => {
   // The main thread's write lock (SettlementWorker.tryLock): its reservations are short and synchronous.
   while (Atomics.compareExchange(writeLock, 0, 0, 1) !== 0) Atomics.wait(writeLock, 0, 1, 5);
   try {
-    const results = settleMany(request.records);
+    const results = settleMany(request.items);
     reply = { batch: request.batch, results: results.map((error) => (error === null ? null : errorMessage(error))) };
   } catch (error) {
     reply = { batch: request.batch, error: errorMessage(error) };

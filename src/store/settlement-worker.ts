@@ -1,12 +1,12 @@
 import { Worker } from 'node:worker_threads';
 import type { SettleReply, SettleRequest } from './settlement-thread.js';
-import type { UsageRecord } from './store.js';
+import type { SettlementItem } from './sqlite-settlement.js';
 
 /** How long `close` waits for the thread to finish its last group and close the database, ms. */
 const CLOSE_TIMEOUT_MS = 5000;
 
 /**
- * The main thread's side of settlement-thread.ts: sends a group of records, resolves with per record null or the
+ * The main thread's side of settlement-thread.ts: sends a group of records, resolves with per item null or the
  * error it threw. `start` starts the thread ahead of the first group (it takes tens of ms to load); it holds the
  * process open only while a group is out.
  */
@@ -23,14 +23,14 @@ export class SettlementWorker {
     private readonly busyTimeoutMs: number,
   ) {}
 
-  /** Commits `records` in one transaction on the thread. Rejects when the whole transaction failed. */
-  settle(records: UsageRecord[]): Promise<unknown[]> {
+  /** Commits `items` in one transaction on the thread. Rejects when the whole transaction failed. */
+  settle(items: SettlementItem[]): Promise<unknown[]> {
     const worker = this.start();
     const batch = this.#nextBatch++;
     return new Promise((resolve, reject) => {
       this.#waiting.set(batch, { resolve, reject });
       worker.ref();
-      worker.postMessage({ batch, records } satisfies SettleRequest);
+      worker.postMessage({ batch, items } satisfies SettleRequest);
     });
   }
 

@@ -2,7 +2,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import { rowToKeyWithAccount, type KeyWithAccountRow } from './repositories/keys-repository.js';
 import { SettlementWorker } from './settlement-worker.js';
-import { prepareFunds } from './sqlite-settlement.js';
+import { prepareFunds, type SettlementItem } from './sqlite-settlement.js';
 import type { Account, ApiKey, ReservationRequest, ReservationResult, UsageRecord } from './store.js';
 import type { Tables } from './tables.js';
 import { assertSafeInteger, toSafeInteger } from './to-safe-integer.js';
@@ -15,6 +15,12 @@ import { assertSafeInteger, toSafeInteger } from './to-safe-integer.js';
  *
  * Writes run inside Kysely's connection lock, so they never interleave with a Kysely transaction on the same
  * connection (which would make ours a savepoint of theirs).
+ *
+ * With `memoryHolds` (the serving process holds the instance lock: it is the only one using this database), an
+ * interactive request's hold is kept here rather than written as a reservation row (decision 0021): the reservation
+ * is a read and a comparison, and its settlement charges the cost in the group commit. A batch line's hold (`durable`)
+ * stays a row: its settlement commits with the line. What the database shows for an account or key is adjusted by
+ * the holds here (`heldByAccount`, `heldByKey`), so the store's contract does not change.
  */
 export class SqliteHotPath {
   readonly #kysely: Kysely<Tables>;
@@ -26,14 +32,29 @@ export class SqliteHotPath {
   /** The group the settlement thread is committing, if any. */
   #committing: Promise<void> | null = null;
   /** Settlements waiting for the next group commit. */
-  #pendingSettles: Array<{ record: UsageRecord; resolve: () => void; reject: (error: unknown) => void }> = [];
+  #pendingSettles: PendingSettle[] = [];
+  /** Interactive holds kept in memory, by request id (only with `memoryHolds`). */
+  readonly #holds = new Map<string, MemoryHold>();
+  readonly #heldByAccount = new Map<string, number>();
+  readonly #heldByKey = new Map<string, number>();
+  readonly #memoryHolds: boolean;
+  readonly #funds: BetterSqlite3.Statement<[{ account: string; key: string | null }]>;
   #settleTimer: NodeJS.Timeout | null = null;
   readonly #release: (requestId: string) => boolean;
 
-  /** `busyTimeoutMs`: the settlement thread's connection waits this long for a write lock held elsewhere. */
-  constructor(database: BetterSqlite3.Database, kysely: Kysely<Tables>, busyTimeoutMs: number) {
+  /**
+   * `busyTimeoutMs`: the settlement thread's connection waits this long for a write lock held elsewhere.
+   * `memoryHolds`: keep interactive holds in memory (only when this process is the database's only user).
+   */
+  constructor(database: BetterSqlite3.Database, kysely: Kysely<Tables>, busyTimeoutMs: number, memoryHolds = false) {
     this.#kysely = kysely;
     this.#database = database;
+    this.#memoryHolds = memoryHolds;
+    this.#funds = database.prepare(
+      `select a.status, a.balance_micros, k.account_id as key_account_id, k.spent_micros, k.spend_limit_micros
+         from accounts a left join api_keys k on k.id = @key
+        where a.id = @account`,
+    );
     this.#keyWithAccount = database.prepare(
       `select k.*, a.name as account_name, a.status as account_status, a.balance_micros as account_balance_micros,
               a.created_at as account_created_at, a.rpm as account_rpm, a.tpm as account_tpm,
@@ -41,15 +62,16 @@ export class SqliteHotPath {
          from api_keys k join accounts a on a.id = k.account_id
         where k.secret_hash = ?`,
     );
+    // `@held`: what this process holds in memory for the account (or key); a row hold may not take it (decision 0021).
     const debitAccount = database.prepare(
       `update accounts set balance_micros = balance_micros - @amount
-        where id = @account and status = 'active' and balance_micros >= @amount`,
+        where id = @account and status = 'active' and balance_micros - @held >= @amount`,
     );
     const accountStatus = database.prepare('select status from accounts where id = ?').pluck();
     const chargeKey = database.prepare(
       `update api_keys set spent_micros = spent_micros + @amount
         where id = @key and account_id = @account
-          and (spend_limit_micros is null or spent_micros + @amount <= spend_limit_micros)`,
+          and (spend_limit_micros is null or spent_micros + @keyHeld + @amount <= spend_limit_micros)`,
     );
     const keyExists = database.prepare('select 1 from api_keys where id = ? and account_id = ?').pluck();
     const insertReservation = database.prepare(
@@ -60,7 +82,13 @@ export class SqliteHotPath {
 
     const reserve = database.transaction((request: ReservationRequest): ReservationResult => {
       const amount = request.amountMicros;
-      const params = { account: request.accountId, key: request.keyId, amount };
+      const params = {
+        account: request.accountId,
+        key: request.keyId,
+        amount,
+        held: this.heldByAccount(request.accountId),
+        keyHeld: request.keyId === null ? 0 : this.heldByKey(request.keyId),
+      };
       if (debitAccount.run(params).changes === 0) {
         return accountStatus.get(request.accountId) === 'active' ? 'insufficient_balance' : 'account_inactive';
       }
@@ -70,7 +98,7 @@ export class SqliteHotPath {
         }
         throw new RollbackWith('key_spend_limit');
       }
-      insertReservation.run({ ...params, request: request.requestId, now: request.now });
+      insertReservation.run({ account: params.account, key: params.key, amount, request: request.requestId, now: request.now });
       return 'reserved';
     });
     this.#reserve = (request) => {
@@ -103,7 +131,78 @@ export class SqliteHotPath {
 
   async reserve(request: ReservationRequest): Promise<ReservationResult> {
     assertSafeInteger(request.amountMicros, 'amountMicros');
-    return this.#locked(() => this.#reserve(request));
+    if (!this.#memoryHolds || request.durable === true) {
+      if (this.#holds.has(request.requestId)) throw new Error(`reserve: request ${request.requestId} already holds funds`);
+      return this.#locked(() => this.#reserve(request));
+    }
+    // Not between the statements of a Kysely transaction (a credit change reads the holds inside its own): after it.
+    // No write lock: nothing is written, and a read never waits for the settlement thread's commit (WAL).
+    if (this.#database.inTransaction) return this.#kysely.connection().execute(async () => this.#holdInMemory(request));
+    return this.#holdInMemory(request);
+  }
+
+  holdsInMemory(requestId: string): boolean {
+    return this.#holds.has(requestId);
+  }
+
+  /** What this process holds in memory for the account, micro-USD (0 without memory holds). */
+  heldByAccount(accountId: string): number {
+    return this.#heldByAccount.get(accountId) ?? 0;
+  }
+
+  /** What this process holds in memory against the key's spend limit, micro-USD. */
+  heldByKey(keyId: string): number {
+    return this.#heldByKey.get(keyId) ?? 0;
+  }
+
+  /**
+   * Releases the memory holds made before `before` (unix seconds) that no settlement has taken; their count. (At
+   * start-up there are none; the contract's releaseStale covers both kinds.)
+   */
+  releaseStaleHolds(before: number): number {
+    let released = 0;
+    for (const [requestId, hold] of this.#holds) {
+      if (hold.createdAt < before && hold.settling === null) {
+        this.#dropHold(requestId, hold);
+        released++;
+      }
+    }
+    return released;
+  }
+
+  /**
+   * The checks of the reservation transaction, against the committed balance and spent minus what this process
+   * holds, in the same order (account, then key) and with the same answers; then the hold, in memory.
+   */
+  #holdInMemory(request: ReservationRequest): ReservationResult {
+    if (this.#holds.has(request.requestId)) throw new Error(`reserve: request ${request.requestId} already holds funds`);
+    const row = this.#funds.get({ account: request.accountId, key: request.keyId }) as FundsRow | undefined;
+    const amount = request.amountMicros;
+    if (row === undefined || row.status !== 'active') return 'account_inactive';
+    if (toSafeInteger(row.balance_micros) - this.heldByAccount(request.accountId) < amount) return 'insufficient_balance';
+    if (request.keyId !== null) {
+      if (row.key_account_id !== request.accountId) {
+        throw new Error(`reserve: account ${request.accountId} has no API key ${request.keyId}`);
+      }
+      const limit = row.spend_limit_micros === null ? null : toSafeInteger(row.spend_limit_micros);
+      if (limit !== null && toSafeInteger(row.spent_micros!) + this.heldByKey(request.keyId) + amount > limit) return 'key_spend_limit';
+    }
+    this.#holds.set(request.requestId, { accountId: request.accountId, keyId: request.keyId, amount, createdAt: request.now, settling: null });
+    this.#heldByAccount.set(request.accountId, this.heldByAccount(request.accountId) + amount);
+    if (request.keyId !== null) this.#heldByKey.set(request.keyId, this.heldByKey(request.keyId) + amount);
+    return 'reserved';
+  }
+
+  #dropHold(requestId: string, hold: MemoryHold): void {
+    this.#holds.delete(requestId);
+    const account = this.heldByAccount(hold.accountId) - hold.amount;
+    if (account === 0) this.#heldByAccount.delete(hold.accountId);
+    else this.#heldByAccount.set(hold.accountId, account);
+    if (hold.keyId !== null) {
+      const key = this.heldByKey(hold.keyId) - hold.amount;
+      if (key === 0) this.#heldByKey.delete(hold.keyId);
+      else this.#heldByKey.set(hold.keyId, key);
+    }
   }
 
   /**
@@ -113,8 +212,32 @@ export class SqliteHotPath {
    */
   settle(record: UsageRecord): Promise<void> {
     assertSafeInteger(record.costMicros, 'costMicros');
+    const hold = this.#holds.get(record.id);
+    if (hold === undefined) return this.#queue({ record, heldInMemory: null }, null);
+    // A memory hold is settled once: a second settle of the same request waits for the first (as a row's would find
+    // nothing left to take).
+    if (hold.settling !== null) return hold.settling.then(() => undefined);
+    if (record.accountId !== hold.accountId) {
+      return Promise.reject(new Error(`settle ${record.id}: account ${record.accountId} is not the reservation's ${hold.accountId}`));
+    }
+    if (record.costMicros > hold.amount) {
+      // Refused here, as the group commit would: the hold stays.
+      return Promise.reject(new Error(`settle ${record.id}: cost ${record.costMicros} micro-USD exceeds the ${hold.amount} reserved`));
+    }
+    const settling = this.#queue({ record, heldInMemory: { amountMicros: hold.amount, keyId: hold.keyId } }, hold);
+    hold.settling = settling;
+    return settling;
+  }
+
+  /**
+   * Queues one settlement for the next group commit (decision 0017): up to SETTLE_DELAY_MS later, with those that came
+   * meanwhile (at most SETTLE_BATCH), in one transaction on the settlement thread (decision 0019). The promise
+   * resolves once it is committed; then a memory hold it settles is gone (until then it still counts, so the funds
+   * it charges are never counted as free).
+   */
+  #queue(item: SettlementItem, hold: MemoryHold | null): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#pendingSettles.push({ record, resolve, reject });
+      this.#pendingSettles.push({ item, hold, resolve, reject });
       if (this.#pendingSettles.length >= SETTLE_BATCH) void this.flush();
       else this.#settleTimer ??= setTimeout(() => void this.flush(), SETTLE_DELAY_MS);
     });
@@ -134,18 +257,38 @@ export class SqliteHotPath {
     this.#committing = null;
   }
 
-  async #commit(batch: Array<{ record: UsageRecord; resolve: () => void; reject: (error: unknown) => void }>): Promise<void> {
+  async #commit(batch: PendingSettle[]): Promise<void> {
     let results: unknown[];
     try {
-      results = await this.#settlements.settle(batch.map((item) => item.record));
+      results = await this.#settlements.settle(batch.map((pending) => pending.item));
     } catch (error) {
-      for (const item of batch) item.reject(error);
+      for (const pending of batch) this.#failed(pending, error);
       return;
     }
-    batch.forEach((item, index) => (results[index] === null ? item.resolve() : item.reject(results[index])));
+    batch.forEach((pending, index) => {
+      if (results[index] !== null) {
+        this.#failed(pending, results[index]);
+        return;
+      }
+      if (pending.hold !== null) this.#dropHold(pending.item.record.id, pending.hold);
+      pending.resolve();
+    });
+  }
+
+  /** A settlement that did not commit: its memory hold stays (as a row hold would), free to be settled again. */
+  #failed(pending: PendingSettle, error: unknown): void {
+    if (pending.hold !== null) pending.hold.settling = null;
+    pending.reject(error);
   }
 
   release(requestId: string): Promise<boolean> {
+    const hold = this.#holds.get(requestId);
+    if (hold !== undefined) {
+      // Being settled: the settlement decides (a row's release after its settlement finds nothing either).
+      if (hold.settling !== null) return Promise.resolve(false);
+      this.#dropHold(requestId, hold);
+      return Promise.resolve(true);
+    }
     return this.#locked(() => this.#release(requestId));
   }
 
@@ -170,6 +313,32 @@ export class SqliteHotPath {
       this.#settlements.unlock();
     }
   }
+}
+
+interface MemoryHold {
+  accountId: string;
+  keyId: string | null;
+  amount: number;
+  /** Unix seconds (the reservation's `now`). */
+  createdAt: number;
+  /** The settlement under way, if any. */
+  settling: Promise<void> | null;
+}
+
+interface PendingSettle {
+  item: SettlementItem;
+  /** The memory hold it settles, dropped once committed. */
+  hold: MemoryHold | null;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+interface FundsRow {
+  status: string;
+  balance_micros: number | bigint;
+  key_account_id: string | null;
+  spent_micros: number | bigint | null;
+  spend_limit_micros: number | bigint | null;
 }
 
 /**

@@ -94,6 +94,11 @@ export interface ReservationRequest {
   amountMicros: number;
   /** Unix seconds. */
   now: number;
+  /**
+   * The hold must be a database row (a batch line's: its settlement commits with the line, decision 0015). Otherwise
+   * a SQLite store that is its database's only user keeps it in memory (decision 0021).
+   */
+  durable?: boolean;
 }
 
 export type ReservationResult = 'reserved' | 'insufficient_balance' | 'key_spend_limit' | 'account_inactive';

@@ -9,6 +9,8 @@ import type { AccountStatus } from '../../src/store/store.js';
 export interface StoreOptions {
   databaseUrl: string | null;
   dataDir: string;
+  /** SQLite: the serving process's mode (an instance lock, holds of interactive requests in memory). */
+  exclusive?: boolean;
 }
 
 /** A database the contract suite can run on: each `prepare()` names a fresh, empty one; `cleanup()` drops them all. */
@@ -22,14 +24,18 @@ export interface StoreBackend {
   setAccountStatus(options: StoreOptions, accountId: string, status: AccountStatus): Promise<void>;
 }
 
-export function sqliteBackend(): StoreBackend {
+/**
+ * SQLite as tools open it (holds are reservation rows), or with `exclusive` as the server does (one process, holds of
+ * interactive requests in memory: decision 0021).
+ */
+export function sqliteBackend(options: { exclusive?: boolean } = {}): StoreBackend {
   const directories: string[] = [];
   return {
-    name: 'SQLite',
+    name: options.exclusive === true ? 'SQLite (the server: one process, holds in memory)' : 'SQLite',
     async prepare() {
       const dataDir = await mkdtemp(path.join(tmpdir(), 'tokenmill-store-'));
       directories.push(dataDir);
-      return { databaseUrl: null, dataDir };
+      return { databaseUrl: null, dataDir, exclusive: options.exclusive === true };
     },
     async cleanup() {
       await Promise.all(directories.map((directory) => rm(directory, { recursive: true, force: true })));

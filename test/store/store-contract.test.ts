@@ -43,4 +43,5 @@ function assertUnreachable(what: string): never {
 }
 
 describeStoreContract(sqliteBackend(), false);
+describeStoreContract(sqliteBackend({ exclusive: true }), false);
 describeStoreContract(postgresBackend(), (await postgresUnavailable()) ?? false);

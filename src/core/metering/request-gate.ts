@@ -86,6 +86,7 @@ export class RequestGate {
         keyId: key.id,
         amountMicros: hold,
         now: Math.floor(this.deps.now() / 1000),
+        durable: request.batchId !== undefined && request.batchId !== null,
       });
     } catch (error) {
       await admission.cancel();

@@ -64,14 +64,21 @@ export class AccountsRepository {
    * Moves the balance by `amountMicros` (signed) and writes a `credit` ledger entry, in one transaction. The
    * conditional UPDATE refuses a debit below zero, and a missing account, by matching no row: returns null.
    */
-  async addCredits(input: { accountId: string; amountMicros: number; note: string | null; now: number }): Promise<Account | null> {
+  /**
+   * `floor`: the least the balance must keep (what requests in flight hold outside the database, decision 0021),
+   * read inside the transaction.
+   */
+  async addCredits(
+    input: { accountId: string; amountMicros: number; note: string | null; now: number },
+    floor: () => number = () => 0,
+  ): Promise<Account | null> {
     assertSafeInteger(input.amountMicros, 'amountMicros', true);
     return this.db.transaction().execute(async (trx) => {
       const row = await trx
         .updateTable('accounts')
         .set((eb) => ({ balance_micros: eb('balance_micros', '+', input.amountMicros).$castTo<number>() }))
         .where('id', '=', input.accountId)
-        .where((eb) => eb(eb('balance_micros', '+', input.amountMicros), '>=', 0))
+        .where((eb) => eb(eb('balance_micros', '+', input.amountMicros), '>=', floor()))
         .returningAll()
         .executeTakeFirst();
       if (!row) return null;

@@ -110,7 +110,7 @@ export function batchCases(context: StoreContext): void {
     const key = await newKey(store, account.id);
     const batch = await store.createBatch(newBatch(account.id, 2, { keyId: key.id }));
     const [first, second] = await store.claimBatchLines({ workerId: 'w', limit: 2, nowMs: NOW_MS, leaseMs: 60_000 });
-    assert.equal(await store.reserve({ requestId: 'batch_req_1', accountId: account.id, keyId: key.id, amountMicros: 500, now: RESERVE_NOW }), 'reserved');
+    assert.equal(await store.reserve({ requestId: 'batch_req_1', accountId: account.id, keyId: key.id, amountMicros: 500, now: RESERVE_NOW, durable: true }), 'reserved');
     const usage = usageRecord({ id: 'batch_req_1', accountId: account.id, keyId: key.id, costMicros: 120, batchId: batch.id });
     assert.equal(await store.completeBatchLine(completion(first, 'w'), usage), true);
     assert.equal(await store.completeBatchLine(completion(first, 'w'), usage), false, 'a second commit writes nothing');
@@ -118,7 +118,7 @@ export function batchCases(context: StoreContext): void {
     assert.deepEqual(records.records.map((record) => [record.id, record.batchId, record.costMicros]), [['batch_req_1', batch.id, 120]]);
     await assertLedgerInvariant(store, account.id, 0);
     // A commit by a worker that lost the line writes neither its result nor its usage.
-    assert.equal(await store.reserve({ requestId: 'batch_req_2', accountId: account.id, keyId: key.id, amountMicros: 500, now: RESERVE_NOW }), 'reserved');
+    assert.equal(await store.reserve({ requestId: 'batch_req_2', accountId: account.id, keyId: key.id, amountMicros: 500, now: RESERVE_NOW, durable: true }), 'reserved');
     assert.equal(await store.completeBatchLine(completion(second, 'someone-else'), usageRecord({ id: 'batch_req_2', accountId: account.id, costMicros: 1 })), false);
     assert.equal((await store.listUsage({ accountId: account.id, limit: 10, after: null })).records.length, 1);
     await store.release('batch_req_2');

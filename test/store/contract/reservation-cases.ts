@@ -157,6 +157,28 @@ export function reservationCases(context: StoreContext): void {
     await assertLedgerInvariant(store, account.id, 2_000);
   });
 
+  test('what interactive requests hold is safe from a batch line\'s hold and from a debit of credits', async () => {
+    const store = context.store();
+    const account = await fundedAccount(store, 10_000);
+    const key = await newKey(store, account.id, { spendLimitMicros: 7_000 });
+    const interactive = reservation(account.id, key.id, 6_000);
+    assert.equal(await store.reserve(interactive), 'reserved');
+    assert.equal(await store.reserve({ ...reservation(account.id, null, 4_001), durable: true }), 'insufficient_balance');
+    assert.equal(await store.reserve({ ...reservation(account.id, key.id, 1_001), durable: true }), 'key_spend_limit');
+    assert.equal(await store.addCredits({ accountId: account.id, amountMicros: -4_001, note: null, now: RESERVE_NOW }), null, 'would take held funds');
+    assert.equal((await store.getAccount(account.id))?.balanceMicros, 4_000);
+    const batchLine = { ...reservation(account.id, key.id, 1_000), durable: true };
+    assert.equal(await store.reserve(batchLine), 'reserved');
+    assert.equal((await store.addCredits({ accountId: account.id, amountMicros: -3_000, note: null, now: RESERVE_NOW }))?.balanceMicros, 0);
+    assert.equal(await store.reserve(reservation(account.id, null, 1)), 'insufficient_balance');
+    assert.equal((await store.getKey(key.id))?.spentMicros, 7_000);
+    await store.settle(usageRecord({ id: interactive.requestId, accountId: account.id, keyId: key.id, costMicros: 2_500 }));
+    await store.release(batchLine.requestId);
+    assert.equal((await store.getAccount(account.id))?.balanceMicros, 4_500);
+    assert.equal((await store.getKey(key.id))?.spentMicros, 2_500);
+    await assertLedgerInvariant(store, account.id, 0);
+  });
+
   test('a concurrent mix of reserves, settles and releases keeps the ledger invariant', async () => {
     const store = context.store();
     const account = await fundedAccount(store, 1_000_000);

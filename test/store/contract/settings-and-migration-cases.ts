@@ -42,8 +42,10 @@ export function settingsAndMigrationCases(context: StoreContext): void {
     const backend = context.backend;
     await backend.whileMigrating(() => context.store().migrate());
     const options = await backend.prepare();
+    // Tools and a starting server's migrations: several processes at once on one database (no instance lock).
+    const shared = { ...options, exclusive: false };
     await backend.whileMigrating(() =>
-      Promise.all([migrateInChildProcess(options), migrateInChildProcess(options), migrateInChildProcess(options)]),
+      Promise.all([migrateInChildProcess(shared), migrateInChildProcess(shared), migrateInChildProcess(shared)]),
     );
     const store = await openStore(options);
     try {
