@@ -141,6 +141,7 @@ export class SqliteHotPath {
     return this.#holdInMemory(request);
   }
 
+  /** Whether the request's hold is one of the memory holds (not a reservation row). */
   holdsInMemory(requestId: string): boolean {
     return this.#holds.has(requestId);
   }
