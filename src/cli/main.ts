@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config/load-config.js';
 import { environmentVariables } from '../config/schema.js';
 import { startServer } from '../main.js';
+import { InstanceLockedError } from '../store/instance-lock.js';
 import { CliError } from './admin-client.js';
 import { addAdminCommands } from './admin-commands.js';
 import { addBatchCommands } from './batch-commands.js';
@@ -66,7 +67,16 @@ export function buildCli(): Command {
         }
         throw error;
       }
-      const server = await startServer(config);
+      let server;
+      try {
+        server = await startServer(config);
+      } catch (error) {
+        if (error instanceof InstanceLockedError) {
+          process.stderr.write(`tokenmill: ${error.message}\n`);
+          process.exit(1);
+        }
+        throw error;
+      }
       // A failure that escapes a request (e.g. inside node-llama-cpp's sampler) must not take every other request
       // down with the process: log it; the request it belonged to still ends at its deadline.
       process.on('unhandledRejection', (reason) => server.app.log.error({ err: reason }, 'unhandled rejection'));

@@ -1,5 +1,8 @@
 import BetterSqlite3 from 'better-sqlite3';
 
+/** Another process serves the database (the message says what to do). */
+export class InstanceLockedError extends Error {}
+
 /** A held instance lock; `release` lets another process take it (so does this process's exit, however it ends). */
 export interface InstanceLock {
   release(): void;
@@ -20,7 +23,7 @@ export function lockInstance(path: string): InstanceLock {
   } catch (error) {
     database.close();
     if ((error as { code?: string }).code === 'SQLITE_BUSY') {
-      throw new Error(
+      throw new InstanceLockedError(
         `Another Tokenmill process serves the SQLite database beside ${path} (it holds this lock file). Stop it, give ` +
           'this one another data directory, or use PostgreSQL (DATABASE_URL) to run several instances on one database.',
       );

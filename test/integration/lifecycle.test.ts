@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { packageRoot } from '../../src/config/load-config.js';
 import { spawnServer, startTestServer, STORIES, TINY_RANDOM, type TestServer } from '../helpers/test-server.js';
 
 /** Reads an SSE response body as text until it ends, calling `onText` with everything read so far. */
@@ -87,5 +92,28 @@ describe('graceful shutdown on SIGTERM', () => {
     const [code] = await exited;
     assert.equal(code, 0);
     assert.ok(Date.now() - started < 10_000, `shutdown took ${Date.now() - started} ms`);
+  });
+});
+
+describe('one server per SQLite database', () => {
+  test('a second `tokenmill serve` on the same data directory exits 1 with a clear message; the first keeps serving', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'tokenmill-two-'));
+    const first = await spawnServer([], { TOKENMILL_DATA_DIR: dataDir });
+    try {
+      const second = spawn(process.execPath, [path.join(packageRoot, 'bin', 'tokenmill.js'), 'serve', '--port', '0'], {
+        env: { ...process.env, TOKENMILL_AUTH: 'off', TOKENMILL_DATA_DIR: dataDir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      second.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const [code] = await once(second, 'exit');
+      assert.equal(code, 1);
+      assert.match(stderr, /^tokenmill: Another Tokenmill process serves the SQLite database .*use PostgreSQL \(DATABASE_URL\)/);
+      assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+      assert.equal((await fetch(`${first.url}/health`)).status, 200);
+    } finally {
+      first.child.kill('SIGTERM');
+      await once(first.child, 'exit');
+    }
   });
 });
