@@ -1,4 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 
 /** Every child the bench started and that has not exited yet; all are killed when the bench exits, however. */
@@ -61,4 +61,24 @@ export class OutputTail {
   toString(): string {
     return this.text;
   }
+}
+
+/**
+ * Starts `node script ...args`, a bench server that prints its URL as its first line on stdout and exits when its
+ * parent closes its stdin; resolves with that URL once printed.
+ */
+export async function spawnBenchServer(script: string, args: string[]): Promise<{ url: string; close(): Promise<void> }> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  trackChild(child);
+  const url = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      text += chunk;
+      const line = text.split('\n')[0];
+      if (text.includes('\n')) resolve(line.trim());
+    });
+    child.once('exit', (code) => reject(new Error(`${script} exited (${code}) before it listened`)));
+  });
+  return { url, close: () => stopChild(child, 2000) };
 }

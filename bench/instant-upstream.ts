@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { stopChild, trackChild } from './child-processes.js';
+import { spawnBenchServer } from './child-processes.js';
 
 const usage = { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11, prompt_tokens_details: { cached_tokens: 0 } };
 const completion = JSON.stringify({
@@ -62,26 +61,6 @@ export async function startInstantUpstream(): Promise<{ url: string; close(): Pr
  */
 export function spawnInstantUpstream(): Promise<{ url: string; close(): Promise<void> }> {
   return spawnBenchServer(fileURLToPath(import.meta.url), []);
-}
-
-/**
- * Starts `node script ...args`, a bench server that prints its URL as its first line on stdout and exits when its
- * parent closes its stdin; resolves with that URL once printed.
- */
-export async function spawnBenchServer(script: string, args: string[]): Promise<{ url: string; close(): Promise<void> }> {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-  trackChild(child);
-  const url = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      text += chunk;
-      const line = text.split('\n')[0];
-      if (text.includes('\n')) resolve(line.trim());
-    });
-    child.once('exit', (code) => reject(new Error(`${script} exited (${code}) before it listened`)));
-  });
-  return { url, close: () => stopChild(child, 2000) };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

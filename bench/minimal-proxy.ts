@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { spawnBenchServer } from './instant-upstream.js';
+import { spawnBenchServer } from './child-processes.js';
 
 /**
  * The floor of the gateway bench: the least a Node.js process in the middle can add. It reads a POST's body, parses

@@ -67,15 +67,8 @@ export async function serveGeneration<Result>(
       }
       // Written on the raw response: Fastify's send (hooks, serializer, its header handling) cost ~100 us more per
       // request here than the write itself (docs/decisions/0020); no route sets reply hooks.
-      const body = JSON.stringify(encoders.collector.result());
       reply.hijack();
-      reply.raw.writeHead(200, {
-        ...replyHeaders(reply),
-        ...rateHeaders,
-        'content-type': 'application/json; charset=utf-8',
-        'content-length': Buffer.byteLength(body),
-      });
-      reply.raw.end(body);
+      endJson(reply, 200, { ...replyHeaders(reply), ...rateHeaders }, encoders.collector.result());
       return;
     }
     const stream = 'stream' in encoders ? encoders.stream : openAIStream(encoders.chunks);
@@ -111,13 +104,7 @@ export async function serveGeneration<Result>(
         const mapped = mapError(error, String(request.id), request.url);
         if (mapped.unexpected) request.log.error({ err: error }, 'generation failed');
         if (!started && writer.writable) {
-          reply.raw.writeHead(mapped.status, {
-            ...mapped.headers,
-            ...rateHeaders,
-            ...idHeaders,
-            'content-type': 'application/json; charset=utf-8',
-          });
-          reply.raw.end(JSON.stringify(mapped.body));
+          endJson(reply, mapped.status, { ...mapped.headers, ...rateHeaders, ...idHeaders }, mapped.body);
           return;
         }
         stream.fail(mapped.body, writer);
@@ -150,6 +137,13 @@ function openAIStream(chunks: ChunkEncoder): StreamEncoder {
       writer.ping();
     },
   };
+}
+
+/** Answers a hijacked reply with one JSON body, in one write with its headers. */
+function endJson(reply: FastifyReply, status: number, headers: Record<string, string>, body: unknown): void {
+  const text = JSON.stringify(body);
+  reply.raw.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  reply.raw.end(text);
 }
 
 /** The headers set so far (the request ids of the onRequest hook), which a hijacked response must send itself. */

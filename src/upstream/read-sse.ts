@@ -42,20 +42,13 @@ export class SseParser {
   }
 }
 
-/** The `data:` payloads of a server-sent event stream (see SseParser), until the stream ends. */
-export async function* readSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
-  const parser = new SseParser();
-  for await (const chunk of body) yield* parser.push(chunk);
-  yield* parser.end();
-}
-
 /**
  * An upstream's SSE payloads, each chunk that arrives re-arming the guard's idle timer, until the body ends or,
  * checked after each payload was handled, `ended()` says the stream's last event ([DONE], message_stop) has come. Then
  * the answer is complete at once, and the body's end is read in the background so that the keep-alive connection
  * survives (an unread body would destroy it), under the guard's idle and total timers but no longer the caller's
  * abort (see RequestGuard.handOver). Leaving early (an error, the caller stopping) closes the body, as a for-await
- * loop does. One generator over the body's chunks (not one over readSse's): a hop less per payload.
+ * loop does. One generator over the body's chunks, parsing them itself: no generator per payload between.
  */
 export async function* readUpstreamSse(body: AsyncIterable<Uint8Array>, guard: RequestGuard, ended: () => boolean): AsyncGenerator<string> {
   const chunks = body[Symbol.asyncIterator]();

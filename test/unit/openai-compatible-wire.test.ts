@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { GenerateRequest } from '../../src/engine/engine.js';
 import { ChunkDecoder } from '../../src/upstream/openai-compatible/chunk-decoder.js';
-import { readSse } from '../../src/upstream/read-sse.js';
+import { SseParser } from '../../src/upstream/read-sse.js';
 import { toChatBody, toCompletionBody } from '../../src/upstream/openai-compatible/request-body.js';
 import { parseRetryAfter, UpstreamError } from '../../src/upstream/upstream-error.js';
 
@@ -105,14 +105,10 @@ test('chat: messages with tool calls, tools, tool_choice and a constraint', () =
 test('SSE: data lines split across chunks, CRLF, comments and [DONE]', async () => {
   const encoder = new TextEncoder();
   const parts = [': ping\n\nda', 'ta: {"a":1}\r\n\r\ndata: {"b":', '2}\n\n', 'data: [DONE]\n\n'];
-  const stream = new ReadableStream<Uint8Array>({
-    start(controller) {
-      for (const part of parts) controller.enqueue(encoder.encode(part));
-      controller.close();
-    },
-  });
+  const parser = new SseParser();
   const payloads: string[] = [];
-  for await (const data of readSse(stream)) payloads.push(data);
+  for (const part of parts) payloads.push(...parser.push(encoder.encode(part)));
+  payloads.push(...parser.end());
   assert.deepEqual(payloads, ['{"a":1}', '{"b":2}', '[DONE]']);
 });
 
