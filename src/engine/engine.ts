@@ -183,7 +183,13 @@ export interface Engine {
   hasModel(model: string): boolean;
   /** Counts the tokens of a prompt as `generate` would see it. */
   countPromptTokens(model: string, prompt: Prompt): Promise<number>;
-  generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent>;
+  /**
+   * The generation's events in order, in batches: each batch holds the events that became available together (one
+   * decode step, one network read of an upstream's stream) and is never empty, so a consumer takes one async step
+   * per batch rather than per event (docs/decisions/0022). The `end` event is the last of the last batch. Events are
+   * fresh objects that the consumer owns (runChoices tags them with their choice index).
+   */
+  generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent[]>;
   /** One L2-normalized vector per input, and the tokens counted. */
   embed(model: string, inputs: Array<string | number[]>, signal: AbortSignal): Promise<{ vectors: number[][]; promptTokens: number }>;
   tokenize(model: string, text: string, addSpecial: boolean): number[];

@@ -5,7 +5,6 @@ import { planAdmission } from '../core/inference/plan-admission.js';
 import { runChoices, type ChoiceEvent } from '../core/inference/run-choices.js';
 import type { Ticket } from '../core/metering/request-gate.js';
 import { UsageMeter } from '../core/metering/usage-meter.js';
-import type { RequestObserver } from '../core/metrics/serving-metrics.js';
 import { formatRateLimitHeaders } from '../core/ratelimit/headers.js';
 import type { AppDependencies } from './app.js';
 import { watchClient } from './client-abort.js';
@@ -57,10 +56,17 @@ export async function serveGeneration<Result>(
   const observer = deps.metrics.watch(inference.model, arrivedAt);
   let failure: unknown = null;
   try {
-    const events = metered(runChoices(deps.engine, inference, client.signal), meter, observer);
+    const batches = runChoices(deps.engine, inference, client.signal);
     if (!inference.stream) {
+      const { collector } = encoders;
       try {
-        for await (const event of events) encoders.collector.add(event);
+        for await (const batch of batches) {
+          for (const event of batch) {
+            meter.observe(event);
+            observer.observe(event);
+            collector.add(event);
+          }
+        }
       } catch (error) {
         failure = error;
         throw error;
@@ -68,7 +74,7 @@ export async function serveGeneration<Result>(
       // Written on the raw response: Fastify's send (hooks, serializer, its header handling) cost ~100 us more per
       // request here than the write itself (docs/decisions/0020); no route sets reply hooks.
       reply.hijack();
-      endJson(reply, 200, { ...replyHeaders(reply), ...rateHeaders }, encoders.collector.result());
+      endJson(reply, 200, { ...replyHeaders(reply), ...rateHeaders }, collector.result());
       return;
     }
     const stream = 'stream' in encoders ? encoders.stream : openAIStream(encoders.chunks);
@@ -77,10 +83,12 @@ export async function serveGeneration<Result>(
     const writer = new SseWriter(reply.raw, { ...idHeaders, ...rateHeaders });
     let contentSent = false;
     await streamEvents({
-      events: events[Symbol.asyncIterator](),
+      batches: batches[Symbol.asyncIterator](),
       writer,
       pingIntervalMs: deps.config.server.sse_ping_interval_ms,
       write(event) {
+        meter.observe(event);
+        observer.observe(event);
         stream.write(event, writer);
         // The first token is the client's time to first token: it goes out at once, not with the next decode step.
         if (!contentSent && (event.type === 'tool-call-delta' || (event.type === 'text-delta' && event.text.length > 0))) {
@@ -112,6 +120,7 @@ export async function serveGeneration<Result>(
       },
     });
   } finally {
+    observer.end();
     client.release();
     await ticket?.settle(meter.outcome(failure, client.signal.aborted)).catch((error: unknown) => {
       request.log.error({ err: error, requestId: request.id }, 'settling usage failed');
@@ -162,14 +171,3 @@ async function admit(deps: AppDependencies, request: FastifyRequest, inference: 
   return deps.auth.gate.admit(request.principal, { requestId: String(request.id), model: inference.model, endpoint, ...plan });
 }
 
-async function* metered(events: AsyncIterable<ChoiceEvent>, meter: UsageMeter, observer: RequestObserver): AsyncGenerator<ChoiceEvent> {
-  try {
-    for await (const event of events) {
-      meter.observe(event);
-      observer.observe(event);
-      yield event;
-    }
-  } finally {
-    observer.end();
-  }
-}

@@ -1,13 +1,14 @@
 import type { SseWriter } from './sse.js';
 
 export interface StreamEventsOptions<Event> {
-  events: AsyncIterator<Event>;
+  /** The events in batches (runChoices): each batch is written in the same turn. */
+  batches: AsyncIterator<Event[]>;
   writer: SseWriter;
   /** While nothing was written for this long, a `: ping` comment is sent. */
   pingIntervalMs: number;
   /** Writes a keep-alive; default: a `: ping` comment. */
   ping?: () => void;
-  /** Encodes and writes one event. */
+  /** Encodes and writes one event (all of a batch's in one turn, so they share the socket write). */
   write(event: Event): void;
   /** Writes the end of a successful stream. */
   finish(): void;
@@ -20,7 +21,7 @@ export interface StreamEventsOptions<Event> {
  * arrives (queue wait, prompt evaluation) keep-alive comments flow, so proxies keep the connection.
  */
 export async function streamEvents<Event>(options: StreamEventsOptions<Event>): Promise<void> {
-  const { events, writer } = options;
+  const { batches, writer } = options;
   let lastWrite = Date.now();
   const timer = setInterval(() => {
     if (Date.now() - lastWrite >= options.pingIntervalMs) {
@@ -31,9 +32,9 @@ export async function streamEvents<Event>(options: StreamEventsOptions<Event>): 
   }, options.pingIntervalMs);
   try {
     while (true) {
-      const next = await events.next();
+      const next = await batches.next();
       if (next.done) break;
-      options.write(next.value);
+      for (const event of next.value) options.write(event);
       lastWrite = Date.now();
     }
     clearInterval(timer);

@@ -43,14 +43,15 @@ export class SseParser {
 }
 
 /**
- * An upstream's SSE payloads, each chunk that arrives re-arming the guard's idle timer, until the body ends or,
- * checked after each payload was handled, `ended()` says the stream's last event ([DONE], message_stop) has come. Then
- * the answer is complete at once, and the body's end is read in the background so that the keep-alive connection
- * survives (an unread body would destroy it), under the guard's idle and total timers but no longer the caller's
- * abort (see RequestGuard.handOver). Leaving early (an error, the caller stopping) closes the body, as a for-await
- * loop does. One generator over the body's chunks, parsing them itself: no generator per payload between.
+ * An upstream's SSE payloads, as the payloads of each chunk of the body that completes at least one (the caller
+ * turns them into one batch of events), each chunk re-arming the guard's idle timer, until the body ends or, checked
+ * after the caller handled a chunk's payloads, `ended()` says the stream's last event ([DONE], message_stop) has
+ * come. Then the answer is complete at once, and the body's end is read in the background so that the keep-alive
+ * connection survives (an unread body would destroy it), under the guard's idle and total timers but no longer the
+ * caller's abort (see RequestGuard.handOver). Leaving early (an error, the caller stopping) closes the body, as a
+ * for-await loop does.
  */
-export async function* readUpstreamSse(body: AsyncIterable<Uint8Array>, guard: RequestGuard, ended: () => boolean): AsyncGenerator<string> {
+export async function* readUpstreamSse(body: AsyncIterable<Uint8Array>, guard: RequestGuard, ended: () => boolean): AsyncGenerator<string[]> {
   const chunks = body[Symbol.asyncIterator]();
   const parser = new SseParser();
   let handedOver = false;
@@ -58,17 +59,18 @@ export async function* readUpstreamSse(body: AsyncIterable<Uint8Array>, guard: R
     while (true) {
       const next = await chunks.next();
       if (next.done) {
-        for (const payload of parser.end()) yield payload;
+        const rest = parser.end();
+        if (rest.length > 0) yield rest;
         return;
       }
       guard.touch();
-      for (const payload of parser.push(next.value)) {
-        yield payload;
-        if (ended()) {
-          handedOver = true;
-          drainInBackground(chunks, guard);
-          return;
-        }
+      const payloads = parser.push(next.value);
+      if (payloads.length === 0) continue;
+      yield payloads;
+      if (ended()) {
+        handedOver = true;
+        drainInBackground(chunks, guard);
+        return;
       }
     }
   } finally {

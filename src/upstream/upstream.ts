@@ -13,7 +13,8 @@ import type { EngineEvent, GenerateRequest, Prompt } from '../engine/engine.js';
 export interface Upstream {
   /** `<kind> <base url> <model>`, for logs and metrics; never holds the key. */
   readonly name: string;
-  generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent>;
+  /** Batches of events, as `Engine.generate`: one batch per network read of the upstream's stream. */
+  generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent[]>;
   /** One L2-normalized vector per input, and the tokens counted (by the upstream, else estimated). */
   embed(inputs: Array<string | number[]>, signal: AbortSignal): Promise<{ vectors: number[][]; promptTokens: number }>;
   /** An estimate of the prompt's tokens, for admission (see docs/decisions/0012-upstream-token-estimates.md). */

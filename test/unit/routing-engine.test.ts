@@ -14,17 +14,17 @@ function scripted(name: string, steps: Step[], local = false): DeploymentTarget 
     name,
     local,
     calls: 0,
-    async *generate(): AsyncGenerator<EngineEvent> {
+    async *generate(): AsyncGenerator<EngineEvent[]> {
       target.calls++;
       const step = steps.shift() ?? 'ok';
       if (step instanceof Error) throw step;
-      yield { type: 'text-delta', text: name, logprobs: null };
+      yield [{ type: 'text-delta', text: name, logprobs: null }];
       const usage = { promptTokens: 3, cachedTokens: 0, completionTokens: 1 };
       if (step === 'cut') {
-        yield { type: 'end', finishReason: 'cancelled', usage, error: new UpstreamError('cut', { deployment: name }) };
+        yield [{ type: 'end', finishReason: 'cancelled', usage, error: new UpstreamError('cut', { deployment: name }) }];
         return;
       }
-      yield { type: 'end', finishReason: 'stop', usage };
+      yield [{ type: 'end', finishReason: 'stop', usage }];
     },
     async embed() {
       target.calls++;
@@ -69,7 +69,10 @@ function router(targets: Array<DeploymentTarget & { calls: number }>, options: {
 
 async function run(engine: RoutingEngine, signal = new AbortController().signal): Promise<EngineEvent[]> {
   const events: EngineEvent[] = [];
-  for await (const event of engine.generate(request, signal)) events.push(event);
+  for await (const batch of engine.generate(request, signal)) {
+    assert.ok(batch.length > 0, 'a batch is never empty');
+    events.push(...batch);
+  }
   return events;
 }
 

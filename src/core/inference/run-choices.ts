@@ -7,16 +7,20 @@ export type ChoiceEvent = EngineEvent & { index: number };
 
 /**
  * Runs every choice of a request (each prompt times n) on the engine at once and yields their events as they come,
- * tagged with the choice index. If one choice fails, the others are aborted; every `end` event (with the usage of
- * what was computed) is still yielded, then the error is thrown.
+ * in batches (as the engine's: never empty), each event tagged with its choice index. If one choice fails, the
+ * others are aborted; every `end` event (with the usage of what was computed) is still yielded, then the error is
+ * thrown.
  */
-export async function* runChoices(engine: Engine, request: InferenceRequest, signal: AbortSignal): AsyncGenerator<ChoiceEvent> {
+export async function* runChoices(engine: Engine, request: InferenceRequest, signal: AbortSignal): AsyncGenerator<ChoiceEvent[]> {
   const total = request.prompts.length * request.n;
   if (total === 1) {
     let failure: unknown = null;
-    for await (const event of engine.generate({ ...request.generation, prompt: request.prompts[0] }, signal)) {
-      if (event.type === 'end' && event.error !== undefined) failure = event.error;
-      yield { ...event, index: 0 };
+    for await (const batch of engine.generate({ ...request.generation, prompt: request.prompts[0] }, signal)) {
+      for (const event of batch) {
+        if (event.type === 'end' && event.error !== undefined) failure = event.error;
+        tag(event, 0);
+      }
+      yield batch as ChoiceEvent[];
     }
     if (failure !== null) throw failure;
     return;
@@ -39,12 +43,14 @@ export async function* runChoices(engine: Engine, request: InferenceRequest, sig
     const generation = { ...request.generation, sampling: { ...request.generation.sampling, seed }, prompt };
     void (async () => {
       try {
-        for await (const event of engine.generate(generation, controller.signal)) {
-          if (event.type === 'end' && event.error !== undefined && !failure) {
-            failure = { error: event.error };
-            controller.abort();
+        for await (const batch of engine.generate(generation, controller.signal)) {
+          for (const event of batch) {
+            if (event.type === 'end' && event.error !== undefined && !failure) {
+              failure = { error: event.error };
+              controller.abort();
+            }
+            queue.push(tag(event, index));
           }
-          queue.push({ ...event, index });
           notify();
         }
       } catch (error) {
@@ -59,7 +65,7 @@ export async function* runChoices(engine: Engine, request: InferenceRequest, sig
   try {
     while (true) {
       if (queue.length > 0) {
-        yield queue.shift()!;
+        yield queue.splice(0);
         continue;
       }
       if (running === 0) {
@@ -72,6 +78,13 @@ export async function* runChoices(engine: Engine, request: InferenceRequest, sig
     signal.removeEventListener('abort', abort);
     controller.abort();
   }
+}
+
+/** Tags an engine event (the consumer's own object: Engine.generate) with its choice index, in place. */
+function tag(event: EngineEvent, index: number): ChoiceEvent {
+  const tagged = event as ChoiceEvent;
+  tagged.index = index;
+  return tagged;
 }
 
 /**

@@ -7,7 +7,8 @@ export interface DeploymentTarget {
   /** For logs and metrics: `llama <model>` or the upstream's name. */
   readonly name: string;
   readonly local: boolean;
-  generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent>;
+  /** Batches of events, as `Engine.generate`. */
+  generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent[]>;
   embed(inputs: Array<string | number[]>, signal: AbortSignal): Promise<{ vectors: number[][]; promptTokens: number }>;
   countPromptTokens(prompt: Prompt): Promise<number>;
   /** Frees what the target holds (an upstream's idle connections); the local engine is closed by the router. */

@@ -112,7 +112,7 @@ export class RoutingEngine implements Engine {
     }
   }
 
-  async *generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
+  async *generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent[]> {
     const route = this.route(request.model);
     const { value, lease } = await this.acquire(route, signal, request.deadline, async (deployment) => {
       const iterator = deployment.target.generate(request, signal)[Symbol.asyncIterator]();
@@ -128,13 +128,14 @@ export class RoutingEngine implements Engine {
     try {
       let next = value.first;
       while (!next.done) {
-        const event = next.value;
-        if (event.type === 'end' && event.error !== undefined) {
-          failure = event.error;
-          yield { ...event, error: mapUpstreamError(event.error, request.model) };
-        } else {
-          yield event;
+        const batch = next.value;
+        // The end event is the last one (Engine.generate); a failed one carries the client's view of the error.
+        const last = batch[batch.length - 1];
+        if (last.type === 'end' && last.error !== undefined) {
+          failure = last.error;
+          last.error = mapUpstreamError(last.error, request.model);
         }
+        yield batch;
         next = await iterator.next();
       }
     } catch (error) {

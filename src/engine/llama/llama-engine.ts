@@ -62,7 +62,7 @@ export class LlamaEngine implements Engine {
     return this.runner(model).countPromptTokens(prompt);
   }
 
-  generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent> {
+  generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent[]> {
     return this.runner(request.model).generate(request, signal);
   }
 

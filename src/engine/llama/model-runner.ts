@@ -132,7 +132,7 @@ export class LlamaModelRunner {
     return this.prepare(prompt).tokens.length;
   }
 
-  async *generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
+  async *generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent[]> {
     const prompt = this.prepare(request.prompt);
     this.checkTokens([...request.sampling.logitBias.keys()], 'logit_bias');
     const room = this.info.contextSize - prompt.tokens.length;
@@ -163,7 +163,7 @@ export class LlamaModelRunner {
     });
     try {
       const cachedTokens = await this.prefixes.prepare(slot, prompt.tokens, scope);
-      if (request.echo) yield { type: 'text-delta', text: echoText(request.prompt, this.model), logprobs: null };
+      if (request.echo) yield [{ type: 'text-delta', text: echoText(request.prompt, this.model), logprobs: null }];
       yield* this.run(slot.sequence, prompt, request, maxTokens, grammar, signal, preemption.signal, cachedTokens, pinnedTokens);
     } finally {
       this.prefixes.release(slot, prompt.tokens, pinnedTokens === null ? null : { tokens: pinnedTokens, ttlMs: request.cachePin!.ttlMs });
@@ -182,7 +182,7 @@ export class LlamaModelRunner {
     /** Prompt tokens the sequence already holds (PrefixCache.prepare). */
     cachedTokens: number,
     pinnedTokens: number | null,
-  ): AsyncGenerator<EngineEvent> {
+  ): AsyncGenerator<EngineEvent[]> {
     // With a pin, the prompt tokens it covers that were computed now (not reused) are cache writes.
     const cacheWriteTokens = pinnedTokens === null ? 0 : Math.max(0, Math.min(pinnedTokens, prompt.tokens.length) - cachedTokens);
     const processed: EngineEvent = {
@@ -195,8 +195,7 @@ export class LlamaModelRunner {
     if (maxTokens === 0) {
       // Only the prompt: its state is computed and kept for prefix reuse (Anthropic's cache pre-warming).
       await this.evaluateOnly(sequence, input);
-      yield processed;
-      yield { type: 'end', finishReason: 'length', usage: { promptTokens: prompt.tokens.length, cachedTokens, completionTokens: 0, cacheWriteTokens } };
+      yield [processed, { type: 'end', finishReason: 'length', usage: { promptTokens: prompt.tokens.length, cachedTokens, completionTokens: 0, cacheWriteTokens } }];
       return;
     }
     // A grammar decides where the output may end (llama.cpp then allows only end-of-generation), so banning
@@ -247,11 +246,13 @@ export class LlamaModelRunner {
     let stopSequence: string | undefined;
     /** Why generation ended early: the client's abort, the deadline, or an engine failure. */
     let interrupted: unknown = null;
+    /** This step's events, yielded as one batch at its end (or with the end event, after a break). */
+    let batch: EngineEvent[] = [];
     try {
       for await (const { token, probabilities } of generation) {
         if (eog.has(token)) break;
         completionTokens++;
-        if (completionTokens === 1) yield processed;
+        if (completionTokens === 1) batch.push(processed);
         interrupted = interruption();
         if (interrupted !== null) break;
         if (stopTokens.has(token)) {
@@ -262,7 +263,7 @@ export class LlamaModelRunner {
         const match = stopMatcher.push(decoder.push(token));
         const logprobs = topLogprobs === null || probabilities === null ? null : [this.logprobOf(token, previousToken, probabilities, topLogprobs)];
         previousToken = token;
-        yield* reader.push(match.emit, logprobs);
+        for (const event of reader.push(match.emit, logprobs)) batch.push(event);
         if (match.stopped) {
           stopped = true;
           if (match.matched !== undefined && request.stop.includes(match.matched)) stopSequence = match.matched;
@@ -276,6 +277,10 @@ export class LlamaModelRunner {
           interrupted = new TokenmillError('timeout', 'request_timeout', 'The request exceeded its deadline.');
           break;
         }
+        if (batch.length > 0) {
+          yield batch;
+          batch = [];
+        }
       }
     } catch (error) {
       // Nothing was generated: the request failed before it started, and there is nothing to account for.
@@ -288,20 +293,20 @@ export class LlamaModelRunner {
     }
     const usage = { promptTokens: prompt.tokens.length, cachedTokens, completionTokens, cacheWriteTokens };
     if (interrupted !== null) {
-      yield { type: 'end', finishReason: 'cancelled', usage, error: interrupted };
+      batch.push({ type: 'end', finishReason: 'cancelled', usage, error: interrupted });
+      yield batch;
       return;
     }
-    if (completionTokens === 0) {
-      yield processed;
-    }
+    if (completionTokens === 0) batch.push(processed);
     if (!stopped) {
       const rest = stopMatcher.push(decoder.flush());
       if (rest.matched !== undefined && request.stop.includes(rest.matched)) stopSequence = rest.matched;
       const tail = rest.stopped ? rest.emit : rest.emit + stopMatcher.flush();
-      if (tail.length > 0) yield* reader.push(tail, null);
+      if (tail.length > 0) for (const event of reader.push(tail, null)) batch.push(event);
     }
     const reason = reader.finish(finishReason);
-    yield { type: 'end', finishReason: reason, usage, ...(reason === 'stop' && stopSequence !== undefined ? { stopSequence } : {}) };
+    batch.push({ type: 'end', finishReason: reason, usage, ...(reason === 'stop' && stopSequence !== undefined ? { stopSequence } : {}) });
+    yield batch;
   }
 
   /** Evaluates tokens on the sequence without sampling (the state is kept for prefix reuse). */

@@ -99,9 +99,11 @@ async function generate(deps: AppDependencies, line: RunnableLine, state: { tick
   }
   const meter = new UsageMeter(inference.n, arrivedAt);
   state.meter = meter;
-  for await (const event of runChoices(deps.engine, inference, line.signal)) {
-    meter.observe(event);
-    collector.add(event);
+  for await (const batch of runChoices(deps.engine, inference, line.signal)) {
+    for (const event of batch) {
+      meter.observe(event);
+      collector.add(event);
+    }
   }
   return collector.result();
 }

@@ -35,14 +35,17 @@ export class AnthropicUpstream implements Upstream {
     return estimatePromptTokens(prompt);
   }
 
-  async *generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
+  async *generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent[]> {
     const body = toMessagesBody(request, { model: this.config.model, defaultMaxTokens: this.config.default_max_tokens, contextSize: this.contextSize });
     const guard = this.http.guard(signal, request.deadline);
     let finished = false;
     try {
       const response = await this.http.post('/v1/messages', body, guard);
       const decoder = new MessageStreamDecoder();
-      let yielded = false;
+      /** Whether an event came: from then on a failure ends the stream rather than being thrown (no retry). */
+      let opened = false;
+      /** The events of the chunk being read (the last batch also takes the end event). */
+      let batch: EngineEvent[] = [];
       // Held back until the first content (as the OpenAI-compatible upstream does), so that an upstream that fails
       // after its 200 but before any token can still be retried by the router.
       const opening = (): EngineEvent => {
@@ -57,13 +60,21 @@ export class AnthropicUpstream implements Upstream {
         return event;
       };
       try {
-        for await (const data of readUpstreamSse(response.body, guard, () => decoder.stopped)) {
-          for (const event of decoder.decode(this.parseEvent(data))) {
-            if (!yielded) {
-              yield opening();
-              yielded = true;
+        for await (const payloads of readUpstreamSse(response.body, guard, () => decoder.stopped)) {
+          for (const data of payloads) {
+            if (decoder.stopped) break;
+            for (const event of decoder.decode(this.parseEvent(data))) {
+              if (!opened) {
+                batch.push(opening());
+                opened = true;
+              }
+              batch.push(event);
             }
-            yield event;
+          }
+          // The answer's last events wait for the end event, to go in one batch with it.
+          if (batch.length > 0 && !decoder.stopped) {
+            yield batch;
+            batch = [];
           }
         }
         if (!decoder.stopped) {
@@ -71,15 +82,17 @@ export class AnthropicUpstream implements Upstream {
         }
       } catch (error) {
         const failure = this.failure(error, guard);
-        if (!yielded) throw failure;
-        yield { type: 'end', finishReason: 'cancelled', usage: this.usage(request.prompt, decoder), error: failure };
+        if (!opened) throw failure;
+        batch.push({ type: 'end', finishReason: 'cancelled', usage: this.usage(request.prompt, decoder), error: failure });
+        yield batch;
         return;
       }
       finished = true;
-      if (!yielded) yield opening();
+      if (!opened) batch.push(opening());
       const end: Extract<EngineEvent, { type: 'end' }> = { type: 'end', finishReason: decoder.finishReason ?? 'stop', usage: this.usage(request.prompt, decoder) };
       if (end.finishReason === 'stop' && decoder.stopSequence !== null) end.stopSequence = decoder.stopSequence;
-      yield end;
+      batch.push(end);
+      yield batch;
     } catch (error) {
       throw this.failure(error, guard);
     } finally {

@@ -31,7 +31,7 @@ export class OpenAICompatibleUpstream implements Upstream {
     return estimatePromptTokens(prompt);
   }
 
-  async *generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
+  async *generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent[]> {
     const chat = request.prompt.kind === 'chat';
     const body = chat ? toChatBody(request, this.config.model) : toCompletionBody(request, this.config.model);
     const guard = this.http.guard(signal, request.deadline);
@@ -39,23 +39,34 @@ export class OpenAICompatibleUpstream implements Upstream {
     try {
       const response = await this.http.post(chat ? '/chat/completions' : '/completions', body, guard);
       const decoder = new ChunkDecoder();
-      let yielded = false;
+      /** Whether an event came: from then on a failure ends the stream rather than being thrown (no retry). */
+      let opened = false;
       let done = false;
+      /** The events of the chunk being read (the last batch also takes the end event). */
+      let batch: EngineEvent[] = [];
       try {
-        for await (const data of readUpstreamSse(response.body, guard, () => done)) {
-          if (data === '[DONE]') {
-            done = true;
-            continue;
-          }
-          const chunk = this.parseChunk(data);
-          for (const event of decoder.decode(chunk)) {
-            if (!yielded) {
-              // Encoders open a choice on this event (the role chunk). Its counts are the estimate; the end event
-              // carries the upstream's own.
-              yield { type: 'prompt-processed', promptTokens: estimatePromptTokens(request.prompt), cachedTokens: 0 };
-              yielded = true;
+        for await (const payloads of readUpstreamSse(response.body, guard, () => done)) {
+          for (const data of payloads) {
+            if (done) break;
+            if (data === '[DONE]') {
+              done = true;
+              continue;
             }
-            yield event;
+            const chunk = this.parseChunk(data);
+            for (const event of decoder.decode(chunk)) {
+              if (!opened) {
+                // Encoders open a choice on this event (the role chunk). Its counts are the estimate; the end event
+                // carries the upstream's own.
+                batch.push({ type: 'prompt-processed', promptTokens: estimatePromptTokens(request.prompt), cachedTokens: 0 });
+                opened = true;
+              }
+              batch.push(event);
+            }
+          }
+          // The answer's last events wait for the end event, to go in one batch with it.
+          if (batch.length > 0 && !done) {
+            yield batch;
+            batch = [];
           }
         }
         if (!done && decoder.finishReason === null) {
@@ -63,12 +74,14 @@ export class OpenAICompatibleUpstream implements Upstream {
         }
       } catch (error) {
         const failure = this.http.failure(error, guard);
-        if (!yielded) throw failure;
-        yield { type: 'end', finishReason: 'cancelled', usage: this.usage(request.prompt, decoder), error: failure };
+        if (!opened) throw failure;
+        batch.push({ type: 'end', finishReason: 'cancelled', usage: this.usage(request.prompt, decoder), error: failure });
+        yield batch;
         return;
       }
       finished = true;
-      yield { type: 'end', finishReason: decoder.finishReason ?? 'stop', usage: this.usage(request.prompt, decoder) };
+      batch.push({ type: 'end', finishReason: decoder.finishReason ?? 'stop', usage: this.usage(request.prompt, decoder) });
+      yield batch;
     } catch (error) {
       throw this.http.failure(error, guard);
     } finally {
