@@ -54,27 +54,50 @@ export async function serveGeneration<Result>(
   const client = watchClient(deps, reply);
   const meter = new UsageMeter(inference.n, arrivedAt);
   const observer = deps.metrics.watch(inference.model, arrivedAt);
+  // Every choice ended, none with an error: the answer is whole, and goes out before the engine's teardown (the
+  // generators' finally blocks, the deployment's lease) rather than after it.
+  const choices = inference.prompts.length * inference.n;
+  let ended = 0;
+  let endFailed = false;
+  const observe = (event: ChoiceEvent): void => {
+    meter.observe(event);
+    observer.observe(event);
+    if (event.type === 'end') {
+      ended++;
+      if (event.error !== undefined) endFailed = true;
+    }
+  };
+  const complete = (): boolean => ended === choices && !endFailed;
   let failure: unknown = null;
   try {
     const batches = runChoices(deps.engine, inference, client.signal);
     if (!inference.stream) {
       const { collector } = encoders;
+      let answered = false;
+      const answer = (): void => {
+        answered = true;
+        // Written on the raw response: Fastify's send (hooks, serializer, its header handling) cost ~100 us more per
+        // request here than the write itself (docs/decisions/0020); no route sets reply hooks.
+        reply.hijack();
+        endJson(reply, 200, { ...replyHeaders(reply), ...rateHeaders }, collector.result());
+      };
       try {
         for await (const batch of batches) {
           for (const event of batch) {
-            meter.observe(event);
-            observer.observe(event);
+            observe(event);
             collector.add(event);
           }
+          if (!answered && complete()) answer();
         }
       } catch (error) {
-        failure = error;
-        throw error;
+        // After the whole answer went out, a failure of the teardown changes nothing the client got or is billed.
+        if (answered) request.log.error({ err: error, requestId: request.id }, 'generation failed after its answer');
+        else {
+          failure = error;
+          throw error;
+        }
       }
-      // Written on the raw response: Fastify's send (hooks, serializer, its header handling) cost ~100 us more per
-      // request here than the write itself (docs/decisions/0020); no route sets reply hooks.
-      reply.hijack();
-      endJson(reply, 200, { ...replyHeaders(reply), ...rateHeaders }, collector.result());
+      if (!answered) answer();
       return;
     }
     const stream = 'stream' in encoders ? encoders.stream : openAIStream(encoders.chunks);
@@ -86,9 +109,9 @@ export async function serveGeneration<Result>(
       batches: batches[Symbol.asyncIterator](),
       writer,
       pingIntervalMs: deps.config.server.sse_ping_interval_ms,
+      complete,
       write(event) {
-        meter.observe(event);
-        observer.observe(event);
+        observe(event);
         stream.write(event, writer);
         // The first token is the client's time to first token: it goes out at once, not with the next decode step.
         if (!contentSent && (event.type === 'tool-call-delta' || (event.type === 'text-delta' && event.text.length > 0))) {

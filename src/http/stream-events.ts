@@ -8,6 +8,11 @@ export interface StreamEventsOptions<Event> {
   pingIntervalMs: number;
   /** Writes a keep-alive; default: a `: ping` comment. */
   ping?: () => void;
+  /**
+   * Whether the stream is whole (every choice ended well), asked after each batch: then it is finished at once, and
+   * the rest of the iteration (the engine's teardown, which yields nothing more) runs after.
+   */
+  complete(): boolean;
   /** Encodes and writes one event (all of a batch's in one turn, so they share the socket write). */
   write(event: Event): void;
   /** Writes the end of a successful stream. */
@@ -22,6 +27,7 @@ export interface StreamEventsOptions<Event> {
  */
 export async function streamEvents<Event>(options: StreamEventsOptions<Event>): Promise<void> {
   const { batches, writer } = options;
+  let finished = false;
   let lastWrite = Date.now();
   const timer = setInterval(() => {
     if (Date.now() - lastWrite >= options.pingIntervalMs) {
@@ -36,12 +42,22 @@ export async function streamEvents<Event>(options: StreamEventsOptions<Event>): 
       if (next.done) break;
       for (const event of next.value) options.write(event);
       lastWrite = Date.now();
+      if (options.complete()) {
+        clearInterval(timer);
+        options.finish();
+        finished = true;
+        while (!(await batches.next()).done) {
+          // nothing more comes after every choice ended
+        }
+        return;
+      }
     }
     clearInterval(timer);
     options.finish();
   } catch (error) {
     clearInterval(timer);
-    options.fail(error, writer.headersSent);
+    // After the stream was finished, a failure of the teardown changes nothing the client got.
+    if (!finished) options.fail(error, writer.headersSent);
   } finally {
     clearInterval(timer);
   }

@@ -139,9 +139,14 @@ interface ModelInstruments {
   requestSuccess: Map<string, { inc(value?: number): void }>;
 }
 
-/** Feeds one request's events into the metrics. */
+/**
+ * Feeds one request's events into the metrics. Token timings are observed as the tokens come; the counters of the
+ * `end` events (tokens, successes) are updated at `end()`, which the server calls once the answer is written: they
+ * carry no timing, and the answer need not wait for them.
+ */
 export class RequestObserver {
   private readonly lastOutput = new Map<number, number>();
+  private readonly ends: ChoiceEvent[] = [];
 
   constructor(
     private readonly metrics: ServingMetrics,
@@ -150,6 +155,10 @@ export class RequestObserver {
   ) {}
 
   observe(event: ChoiceEvent): void {
+    if (event.type === 'end') {
+      this.ends.push(event);
+      return;
+    }
     const now = performance.now();
     const last = this.lastOutput.get(event.index);
     if (event.type === 'text-delta' || event.type === 'tool-call-delta') this.lastOutput.set(event.index, now);
@@ -157,6 +166,8 @@ export class RequestObserver {
   }
 
   end(): void {
-    this.metrics.recordEnd(this.model, performance.now() - this.arrivedAt);
+    const sinceArrival = performance.now() - this.arrivedAt;
+    for (const event of this.ends) this.metrics.recordEvent(this.model, event, sinceArrival, null);
+    this.metrics.recordEnd(this.model, sinceArrival);
   }
 }
