@@ -14,10 +14,18 @@ export function ownerOf(request: FastifyRequest): string {
 }
 
 /** OpenAI's Files API: multipart upload (`file`, `purpose`), list, retrieve, content, delete. */
-export function registerFiles(app: FastifyInstance, deps: AppDependencies): void {
+export function registerFiles(root: FastifyInstance, deps: AppDependencies): void {
+  // In a scope of its own: @fastify/multipart's hooks (an async onRequest and onResponse on every request of the
+  // scope it is registered in) and its multipart parser then apply to these routes only, not to every request.
+  root.register(async (app) => {
+    await registerFileRoutes(app, deps);
+  });
+}
+
+async function registerFileRoutes(app: FastifyInstance, deps: AppDependencies): Promise<void> {
   const files = deps.files;
   const maxBytes = deps.config.files.max_bytes;
-  app.register(multipart, { limits: { fileSize: maxBytes, files: 1, fields: 10, fieldSize: 64 * 1024 } });
+  await app.register(multipart, { limits: { fileSize: maxBytes, files: 1, fields: 10, fieldSize: 64 * 1024 } });
   const preHandler = authenticate(deps, 'inference');
 
   app.post('/v1/files', { preHandler }, async (request, reply) => {
