@@ -43,41 +43,55 @@ export class SseParser {
 }
 
 /**
- * An upstream's SSE payloads, as the payloads of each chunk of the body that completes at least one (the caller
- * turns them into one batch of events), each chunk re-arming the guard's idle timer, until the body ends or, checked
- * after the caller handled a chunk's payloads, `ended()` says the stream's last event ([DONE], message_stop) has
- * come. Then the answer is complete at once, and the body's end is read in the background so that the keep-alive
+ * An upstream's SSE stream, read chunk by chunk: `next` gives the payloads of the next chunk of the body that completes
+ * at least one event (the caller turns them into one batch of events), each chunk re-arming the guard's idle timer,
+ * and null once the body ended. When the stream's last event has come ([DONE], message_stop), the caller calls
+ * `handOver`: the answer is complete at once, and the body's end is read in the background so that the keep-alive
  * connection survives (an unread body would destroy it), under the guard's idle and total timers but no longer the
- * caller's abort (see RequestGuard.handOver). Leaving early (an error, the caller stopping) closes the body, as a
- * for-await loop does.
+ * caller's abort (see RequestGuard.handOver). `close` (in the caller's finally) closes a body that was neither read to
+ * its end nor handed over (an error, the caller stopping): the request is aborted. A class rather than a generator:
+ * the stream's last event reaches the caller without another step through it.
  */
-export async function* readUpstreamSse(body: AsyncIterable<Uint8Array>, guard: RequestGuard, ended: () => boolean): AsyncGenerator<string[]> {
-  const chunks = body[Symbol.asyncIterator]();
-  const parser = new SseParser();
-  let handedOver = false;
-  try {
-    while (true) {
-      const next = await chunks.next();
+export class UpstreamSseReader {
+  private readonly chunks: AsyncIterator<Uint8Array>;
+  private readonly parser = new SseParser();
+  /** The body ended, was handed over or closed: nothing more is read here. */
+  private done = false;
+
+  constructor(
+    body: AsyncIterable<Uint8Array>,
+    private readonly guard: RequestGuard,
+  ) {
+    this.chunks = body[Symbol.asyncIterator]();
+  }
+
+  async next(): Promise<string[] | null> {
+    while (!this.done) {
+      const next = await this.chunks.next();
       if (next.done) {
-        const rest = parser.end();
-        if (rest.length > 0) yield rest;
-        return;
+        this.done = true;
+        const rest = this.parser.end();
+        return rest.length > 0 ? rest : null;
       }
-      guard.touch();
-      const payloads = parser.push(next.value);
-      if (payloads.length === 0) continue;
-      yield payloads;
-      if (ended()) {
-        handedOver = true;
-        drainInBackground(chunks, guard);
-        return;
-      }
+      this.guard.touch();
+      const payloads = this.parser.push(next.value);
+      if (payloads.length > 0) return payloads;
     }
-  } finally {
-    if (!handedOver) await chunks.return?.(undefined).catch(() => {});
+    return null;
+  }
+
+  handOver(): void {
+    if (this.done) return;
+    this.done = true;
+    drainInBackground(this.chunks, this.guard);
+  }
+
+  async close(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.chunks.return?.(undefined).catch(() => {});
   }
 }
-
 function drainInBackground(chunks: AsyncIterator<Uint8Array>, guard: RequestGuard): void {
   const release = guard.handOver();
   void (async () => {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { GenerateRequest } from '../../src/engine/engine.js';
 import { ChunkDecoder } from '../../src/upstream/openai-compatible/chunk-decoder.js';
-import { SseParser } from '../../src/upstream/read-sse.js';
+import { SseParser, UpstreamSseReader } from '../../src/upstream/read-sse.js';
+import { RequestGuard } from '../../src/upstream/request-guard.js';
 import { toChatBody, toCompletionBody } from '../../src/upstream/openai-compatible/request-body.js';
 import { parseRetryAfter, UpstreamError } from '../../src/upstream/upstream-error.js';
 
@@ -146,4 +147,55 @@ test('upstream errors: retryable statuses, retry-after forms, the upstream messa
   assert.equal(new UpstreamError('x', { deployment: 'd', status: 400, body: '{"error":{"message":"too long"}}' }).upstreamMessage(), 'too long');
   assert.equal(new UpstreamError('x', { deployment: 'd', status: 400, body: '{"detail":"nope"}' }).upstreamMessage(), 'nope');
   assert.equal(new UpstreamError('x', { deployment: 'd', status: 502, body: '<html>' }).upstreamMessage(), null);
+});
+
+/** A body whose chunks come from `parts`, recording whether it was read to its end or closed early. */
+function scriptedBody(parts: string[]) {
+  const encoder = new TextEncoder();
+  const state = { read: 0, returned: false };
+  const body: AsyncIterable<Uint8Array> = {
+    [Symbol.asyncIterator]: () => ({
+      next: async () => (state.read < parts.length ? { value: encoder.encode(parts[state.read++]), done: false } : { value: undefined, done: true }),
+      return: async () => {
+        state.returned = true;
+        return { value: undefined, done: true };
+      },
+    }),
+  };
+  return { body, state };
+}
+
+test('SSE reader: the payloads of each chunk that completes one; handOver reads the rest in the background; close aborts', async () => {
+  const guards: RequestGuard[] = [];
+  const open = () => {
+    const guard = new RequestGuard(new AbortController().signal, 10_000, 10_000);
+    guards.push(guard);
+    return guard;
+  };
+  const { body, state } = scriptedBody([': ping\n\n', 'data: {"a":1}\n\ndata: {"b"', ':2}\n\ndata: [DONE]\n\n', 'tail', '']);
+  const guard = open();
+  const reader = new UpstreamSseReader(body, guard);
+  assert.deepEqual(await reader.next(), ['{"a":1}'], 'a chunk with only a comment completes nothing and is skipped');
+  assert.deepEqual(await reader.next(), ['{"b":2}', '[DONE]']);
+  reader.handOver();
+  assert.equal(await reader.next(), null, 'nothing more is read once handed over');
+  await reader.close();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(state.read, 5, 'the body was read to its end in the background');
+  assert.equal(state.returned, false, 'a body read to its end is not aborted');
+  assert.equal(guard.aborted, false);
+
+  const unfinished = scriptedBody(['data: {"a":1}\n\n', 'data: {"b":2}\n\n']);
+  const early = new UpstreamSseReader(unfinished.body, open());
+  assert.deepEqual(await early.next(), ['{"a":1}']);
+  await early.close();
+  assert.equal(unfinished.state.returned, true, 'a body left unfinished is closed (the request aborted)');
+  assert.equal(await early.next(), null);
+
+  const cut = scriptedBody(['data: {"a":1}\n\ndata: {"b":2}']);
+  const ending = new UpstreamSseReader(cut.body, open());
+  assert.deepEqual(await ending.next(), ['{"a":1}']);
+  assert.deepEqual(await ending.next(), ['{"b":2}'], 'an unterminated last event still counts at the end of the body');
+  assert.equal(await ending.next(), null);
+  for (const each of guards) each.dispose(false);
 });

@@ -2,7 +2,7 @@ import type { AnthropicDeploymentConfig } from '../../config/schema.js';
 import { invalidRequest } from '../../core/errors.js';
 import type { EngineEvent, GenerateRequest, Prompt, Usage } from '../../engine/engine.js';
 import { estimatePromptTokens, estimateUsage } from '../estimate-tokens.js';
-import { readUpstreamSse } from '../read-sse.js';
+import { UpstreamSseReader } from '../read-sse.js';
 import type { RequestGuard } from '../request-guard.js';
 import type { Upstream } from '../upstream.js';
 import { UpstreamError } from '../upstream-error.js';
@@ -39,8 +39,10 @@ export class AnthropicUpstream implements Upstream {
     const body = toMessagesBody(request, { model: this.config.model, defaultMaxTokens: this.config.default_max_tokens, contextSize: this.contextSize });
     const guard = this.http.guard(signal, request.deadline);
     let finished = false;
+    let reader: UpstreamSseReader | null = null;
     try {
       const response = await this.http.post('/v1/messages', body, guard);
+      reader = new UpstreamSseReader(response.body, guard);
       const decoder = new MessageStreamDecoder();
       /** Whether an event came: from then on a failure ends the stream rather than being thrown (no retry). */
       let opened = false;
@@ -60,9 +62,8 @@ export class AnthropicUpstream implements Upstream {
         return event;
       };
       try {
-        for await (const payloads of readUpstreamSse(response.body, guard, () => decoder.stopped)) {
+        for (let payloads = await reader.next(); payloads !== null; payloads = await reader.next()) {
           for (const data of payloads) {
-            if (decoder.stopped) break;
             for (const event of decoder.decode(this.parseEvent(data))) {
               if (!opened) {
                 batch.push(opening());
@@ -70,9 +71,15 @@ export class AnthropicUpstream implements Upstream {
               }
               batch.push(event);
             }
+            if (decoder.stopped) break;
           }
-          // The answer's last events wait for the end event, to go in one batch with it.
-          if (batch.length > 0 && !decoder.stopped) {
+          // The answer's last events wait for the end event, to go in one batch with it; the body's end is read in
+          // the background.
+          if (decoder.stopped) {
+            reader.handOver();
+            break;
+          }
+          if (batch.length > 0) {
             yield batch;
             batch = [];
           }
@@ -96,6 +103,7 @@ export class AnthropicUpstream implements Upstream {
     } catch (error) {
       throw this.failure(error, guard);
     } finally {
+      await reader?.close();
       guard.dispose(!finished);
     }
   }

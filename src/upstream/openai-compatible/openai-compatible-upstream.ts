@@ -5,7 +5,7 @@ import type { Upstream } from '../upstream.js';
 import { UpstreamError } from '../upstream-error.js';
 import { UpstreamHttpClient } from '../upstream-http-client.js';
 import { ChunkDecoder, type WireChunk } from './chunk-decoder.js';
-import { readUpstreamSse } from '../read-sse.js';
+import { UpstreamSseReader } from '../read-sse.js';
 import { toChatBody, toCompletionBody } from './request-body.js';
 
 /**
@@ -36,8 +36,10 @@ export class OpenAICompatibleUpstream implements Upstream {
     const body = chat ? toChatBody(request, this.config.model) : toCompletionBody(request, this.config.model);
     const guard = this.http.guard(signal, request.deadline);
     let finished = false;
+    let reader: UpstreamSseReader | null = null;
     try {
       const response = await this.http.post(chat ? '/chat/completions' : '/completions', body, guard);
+      reader = new UpstreamSseReader(response.body, guard);
       const decoder = new ChunkDecoder();
       /** Whether an event came: from then on a failure ends the stream rather than being thrown (no retry). */
       let opened = false;
@@ -45,12 +47,13 @@ export class OpenAICompatibleUpstream implements Upstream {
       /** The events of the chunk being read (the last batch also takes the end event). */
       let batch: EngineEvent[] = [];
       try {
-        for await (const payloads of readUpstreamSse(response.body, guard, () => done)) {
+        for (let payloads = await reader.next(); payloads !== null; payloads = await reader.next()) {
           for (const data of payloads) {
-            if (done) break;
             if (data === '[DONE]') {
+              // Nothing after it counts; the body's end is read in the background.
               done = true;
-              continue;
+              reader.handOver();
+              break;
             }
             const chunk = this.parseChunk(data);
             for (const event of decoder.decode(chunk)) {
@@ -64,7 +67,8 @@ export class OpenAICompatibleUpstream implements Upstream {
             }
           }
           // The answer's last events wait for the end event, to go in one batch with it.
-          if (batch.length > 0 && !done) {
+          if (done) break;
+          if (batch.length > 0) {
             yield batch;
             batch = [];
           }
@@ -85,6 +89,7 @@ export class OpenAICompatibleUpstream implements Upstream {
     } catch (error) {
       throw this.http.failure(error, guard);
     } finally {
+      await reader?.close();
       guard.dispose(!finished);
     }
   }
