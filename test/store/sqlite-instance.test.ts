@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import { openStore } from '../../src/store/database.js';
-import { fundedAccount, newKey, requestId, RESERVE_NOW } from './contract/store-context.js';
+import { fundedAccount, newKey, requestId, RESERVE_NOW, usageRecord } from './contract/store-context.js';
 
 /**
  * The server's SQLite mode (decision 0021): one process per database (an instance lock), holds of interactive requests
@@ -86,6 +86,45 @@ test('an exclusive store holds interactive requests in memory and batch lines as
     assert.equal(reservationRows(directory), 1);
     assert.equal((await store.getAccount(account.id))?.balanceMicros, 4_000);
     await assert.rejects(store.reserve(interactive), /already holds funds/);
+  } finally {
+    await store.close();
+  }
+});
+
+test('the funds a reservation checks follow every write: settlements, credits, a key limit, an edit by hand', async () => {
+  const directory = await dataDir();
+  const store = await openStore({ databaseUrl: null, dataDir: directory, exclusive: true });
+  const byHand = (sql: string, ...values: unknown[]) => {
+    const database = new BetterSqlite3(path.join(directory, 'tokenmill.db'), { timeout: 5000 });
+    try {
+      database.prepare(sql).run(...values);
+    } finally {
+      database.close();
+    }
+  };
+  const reserve = (accountId: string, keyId: string | null, amountMicros: number) =>
+    store.reserve({ requestId: requestId(), accountId, keyId, amountMicros, now: RESERVE_NOW });
+  try {
+    await store.migrate();
+    const account = await fundedAccount(store, 10_000);
+    const key = await newKey(store, account.id, { spendLimitMicros: 8_000 });
+    // A hold, its settlement committed on the settlement thread: the next check sees the charge, not the kept balance.
+    const first = requestId();
+    assert.equal(await store.reserve({ requestId: first, accountId: account.id, keyId: key.id, amountMicros: 6_000, now: RESERVE_NOW }), 'reserved');
+    await store.settle(usageRecord({ id: first, accountId: account.id, keyId: key.id, costMicros: 5_000 }));
+    assert.equal(await reserve(account.id, key.id, 5_001), 'insufficient_balance', '10,000 - 5,000 charged');
+    assert.equal(await reserve(account.id, null, 5_000), 'reserved');
+    // Credits through the store (Kysely, this connection).
+    await store.addCredits({ accountId: account.id, amountMicros: 2_000, note: null, now: RESERVE_NOW });
+    assert.equal(await reserve(account.id, null, 2_000), 'reserved', 'the new credits are seen at once');
+    assert.equal(await reserve(account.id, null, 1), 'insufficient_balance');
+    // Edits by hand in the database (another connection): a new balance, a key limit, a suspension.
+    byHand('update accounts set balance_micros = balance_micros + 50000 where id = ?', account.id);
+    assert.equal(await reserve(account.id, key.id, 3_001), 'key_spend_limit', '8,000 limit - 5,000 spent');
+    byHand('update api_keys set spend_limit_micros = 100000 where id = ?', key.id);
+    assert.equal(await reserve(account.id, key.id, 3_001), 'reserved');
+    byHand("update accounts set status = 'suspended' where id = ?", account.id);
+    assert.equal(await reserve(account.id, key.id, 1), 'account_inactive');
   } finally {
     await store.close();
   }
