@@ -91,10 +91,11 @@ try {
   // Steady state, not warm-up: on the 2-vCPU VM V8 goes on optimizing the gateway's code for ~10-15 s of sequential
   // traffic (~15,000 requests; TurboFan on background threads that take one of the two cores from the client and the
   // upstream meanwhile), and the floor's for a few seconds (docs/decisions/0022).
+  const warmupSeconds = option('--warmup-seconds', 15);
   const warmUntil = (seconds: number) => performance.now() + seconds * 1000;
-  const gatewayWarm = warmUntil(option('--warmup-seconds', 15));
+  const gatewayWarm = warmUntil(warmupSeconds);
   while (performance.now() < gatewayWarm) for (const { body } of cases) await timed(through, body, key);
-  const othersWarm = warmUntil(option('--warmup-seconds', 15) / 3);
+  const othersWarm = warmUntil(warmupSeconds / 3);
   while (performance.now() < othersWarm) {
     for (const { body } of cases) {
       await timed(direct, body, null);

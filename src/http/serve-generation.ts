@@ -10,7 +10,7 @@ import type { AppDependencies } from './app.js';
 import { watchClient } from './client-abort.js';
 import { mapError } from './errors.js';
 import { SseWriter } from './sse.js';
-import { streamEvents } from './stream-events.js';
+import { pumpBatches, streamEvents } from './stream-events.js';
 
 /** Encodes OpenAI stream chunks: unnamed `data:` events, ending with `[DONE]`. */
 export interface ChunkEncoder {
@@ -68,36 +68,33 @@ export async function serveGeneration<Result>(
     }
   };
   const complete = (): boolean => ended === choices && !endFailed;
+  const teardownFailed = (error: unknown): void => {
+    request.log.error({ err: error, requestId: request.id }, 'generation failed after its answer');
+  };
   let failure: unknown = null;
   try {
     const batches = runChoices(deps.engine, inference, client.signal);
     if (!inference.stream) {
       const { collector } = encoders;
-      let answered = false;
-      const answer = (): void => {
-        answered = true;
-        // Written on the raw response: Fastify's send (hooks, serializer, its header handling) cost ~100 us more per
-        // request here than the write itself (docs/decisions/0020); no route sets reply hooks.
-        reply.hijack();
-        endJson(reply, 200, { ...replyHeaders(reply), ...rateHeaders }, collector.result());
-      };
       try {
-        for await (const batch of batches) {
-          for (const event of batch) {
+        await pumpBatches(batches[Symbol.asyncIterator](), {
+          write(event) {
             observe(event);
             collector.add(event);
-          }
-          if (!answered && complete()) answer();
-        }
+          },
+          complete,
+          finish() {
+            // Written on the raw response: Fastify's send (hooks, serializer, its header handling) cost ~100 us more
+            // per request here than the write itself (docs/decisions/0020); no route sets reply hooks.
+            reply.hijack();
+            endJson(reply, 200, { ...replyHeaders(reply), ...rateHeaders }, collector.result());
+          },
+          teardownFailed,
+        });
       } catch (error) {
-        // After the whole answer went out, a failure of the teardown changes nothing the client got or is billed.
-        if (answered) request.log.error({ err: error, requestId: request.id }, 'generation failed after its answer');
-        else {
-          failure = error;
-          throw error;
-        }
+        failure = error;
+        throw error;
       }
-      if (!answered) answer();
       return;
     }
     const stream = 'stream' in encoders ? encoders.stream : openAIStream(encoders.chunks);
@@ -110,6 +107,7 @@ export async function serveGeneration<Result>(
       writer,
       pingIntervalMs: deps.config.server.sse_ping_interval_ms,
       complete,
+      teardownFailed,
       write(event) {
         observe(event);
         stream.write(event, writer);

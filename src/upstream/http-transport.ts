@@ -50,8 +50,8 @@ export class HttpTransport {
   }
 }
 
-/** Why a request was aborted by its guard (what `post` or the body then fail with). */
-class GuardAbortError extends Error {
+/** A request stopped on purpose: its guard fired, or its body was left unread (what `post` or the body fail with). */
+class RequestAbortedError extends Error {
   readonly code = 'UND_ERR_ABORTED';
   constructor() {
     super('The request was aborted');
@@ -72,7 +72,7 @@ class Exchange implements Dispatcher.DispatchHandler, AsyncIterator<Uint8Array> 
   private error: Error | null = null;
   /** The caller's `next()` waiting for a chunk, the end or an error. */
   private waiting: { resolve: (result: IteratorResult<Uint8Array>) => void; reject: (error: Error) => void } | null = null;
-  private readonly onAbort = () => this.controller?.abort(new GuardAbortError());
+  private readonly onAbort = () => this.controller?.abort(new RequestAbortedError());
 
   constructor(
     private readonly guard: RequestGuard,
@@ -84,7 +84,7 @@ class Exchange implements Dispatcher.DispatchHandler, AsyncIterator<Uint8Array> 
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.guard.aborted) controller.abort(new GuardAbortError());
+    if (this.guard.aborted) controller.abort(new RequestAbortedError());
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
@@ -146,7 +146,7 @@ class Exchange implements Dispatcher.DispatchHandler, AsyncIterator<Uint8Array> 
   /** The caller stops reading: an unfinished response is aborted (its socket closes). */
   return(): Promise<IteratorResult<Uint8Array>> {
     if (!this.ended && this.error === null) {
-      this.error = new GuardAbortError();
+      this.error = new RequestAbortedError();
       this.guard.off('abort', this.onAbort);
       this.controller?.abort(this.error);
     }

@@ -6,15 +6,15 @@ export type GuardReason = 'client' | 'idle' | 'total';
 /**
  * One upstream request's cancellation and its time limits: the caller's signal, the longest wait for the response
  * headers and between two stream chunks (`idleMs`, restarted by `touch`), and the longest total time (`totalMs`,
- * capped by the request's deadline). `firedBy` says which one fired. The guard is the request's abort signal as undici
- * takes one (an emitter with `aborted` and an `abort` event): firing destroys the request and its socket.
+ * capped by the request's deadline). `firedBy` says which one fired. The transport watches the guard (its `aborted`
+ * and its `abort` event): firing aborts the request and closes its socket.
  *
  * One timer serves both limits, and `touch` only notes the time: the timer, when it fires, sleeps again until the
  * earlier of the two limits as they stand then. (An AbortController and a timer per limit re-armed on every chunk cost
  * ~20-30 us per request on the 2-vCPU VM: docs/decisions/0020.)
  */
 export class RequestGuard extends EventEmitter {
-  /** What cut the request short; null while nothing did. (Not `reason`: undici would take that for its error.) */
+  /** What cut the request short; null while nothing did. */
   firedBy: GuardReason | null = null;
   private timer: NodeJS.Timeout | null = null;
   private readonly totalAt: number;

@@ -62,11 +62,8 @@ export class AccountsRepository {
 
   /**
    * Moves the balance by `amountMicros` (signed) and writes a `credit` ledger entry, in one transaction. The
-   * conditional UPDATE refuses a debit below zero, and a missing account, by matching no row: returns null.
-   */
-  /**
-   * `floor`: the least the balance must keep (what requests in flight hold outside the database, decision 0021),
-   * read inside the transaction.
+   * conditional UPDATE refuses a debit below `floor` (0, or what requests in flight hold outside the database:
+   * decision 0021; read inside the transaction), and a missing account, by matching no row: returns null.
    */
   async addCredits(
     input: { accountId: string; amountMicros: number; note: string | null; now: number },
